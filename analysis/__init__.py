@@ -1,0 +1,1 @@
+"""fwbench's analysis side: loading runs, statistics, charts, reports, history."""

@@ -1,0 +1,1 @@
+"""fwbench's load side: targets, environments, launcher, verifier, clients and runs."""

@@ -1,0 +1,368 @@
+"""One typed, validated configuration object, loaded from ``bench.toml``.
+
+Theory of operation: the file is parsed with :mod:`tomllib`, then walked against the frozen
+dataclasses below using their type hints. Every value is checked where it is read, so an error
+names the dotted key (``run.load[0].connections``) and the reason, and nothing half-valid ever
+reaches the rest of the suite. Checks that need the machine or the targets folder (CPUs that
+exist, target names) run in :func:`load_config` after the structural walk. CLI flags override
+values through :meth:`Config.override`, which re-runs the same checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+ClientKind = Literal["raw", "locust"]
+LoadModel = Literal["closed", "open"]
+Scenario = Literal["hello", "browse"]
+
+
+class ConfigError(ValueError):
+    """A bad bench.toml or flag: ``key`` is the dotted key, ``reason`` says what is wrong."""
+
+    def __init__(self, key: str, reason: str, source: str = "bench.toml") -> None:
+        super().__init__(f"{source}: {key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Paths:
+    targets_dir: str = "targets"
+    envs_dir: str = ".envs"
+    reports_dir: str = "reports"
+    history: str = "reports/history.sqlite"
+
+
+@dataclass(frozen=True)
+class Cpus:
+    """Disjoint CPU sets: the target's server runs on ``server``, clients on ``client``."""
+
+    server: tuple[int, ...] = (0,)
+    client: tuple[int, ...] = (1,)
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port is picked for every start
+    workers: int = 1
+    startup_timeout: float = 60.0
+    stop_grace: float = 5.0
+
+
+@dataclass(frozen=True)
+class Network:
+    """Hosts other than loopback that load may be sent to. Empty: loopback only."""
+
+    allow_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadSetting:
+    """One load setting of the matrix; a list of connection counts makes a sweep."""
+
+    name: str = "default"
+    client: ClientKind = "raw"
+    model: LoadModel = "closed"
+    scenario: Scenario = "hello"
+    connections: tuple[int, ...] = (64,)
+    rate: float = 0.0  # requests/s for the open model
+    duration: float = 5.0
+    warmup: float = 2.0
+    procs: int = 0  # raw client processes; 0: one per client CPU
+    timeout: float = 10.0
+    check_every: int = 100  # body check on one answer in N
+    users: int = 0  # locust users; 0: the connection count
+    spawn_rate: float = 0.0  # locust users/s; 0: all at once
+    locust_workers: int = 0  # 0: locust in-process; N: a master and N local workers
+
+
+@dataclass(frozen=True)
+class Run:
+    targets: tuple[str, ...] = ("all",)
+    trials: int = 3
+    load: tuple[LoadSetting, ...] = (LoadSetting(),)
+
+
+@dataclass(frozen=True)
+class Sampler:
+    interval: float = 0.25
+    uss_every: int = 8  # read USS (costly) on one sample in N
+    saturation_pct: float = 90.0  # client CPU share at which a trial is flagged client_saturated
+
+
+@dataclass(frozen=True)
+class Config:
+    paths: Paths = field(default_factory=Paths)
+    cpus: Cpus = field(default_factory=Cpus)
+    server: Server = field(default_factory=Server)
+    network: Network = field(default_factory=Network)
+    run: Run = field(default_factory=Run)
+    sampler: Sampler = field(default_factory=Sampler)
+    root: str = "."  # the folder bench.toml lives in; relative paths are taken from it
+
+    def path(self, name: str) -> Path:
+        """An absolute path for one of :class:`Paths`' entries."""
+        value = getattr(self.paths, name)
+        p = Path(value)
+        return p if p.is_absolute() else Path(self.root) / p
+
+    def override(self, **changes: Any) -> Config:
+        """A copy with dotted keys replaced (``run.trials=5``), validated like the file."""
+        data = to_dict(self)
+        for dotted, value in changes.items():
+            parts = dotted.split(".")
+            node = data
+            for part in parts[:-1]:
+                node = node[part]
+            node[parts[-1]] = value
+        root = data.pop("root")
+        return _finish(_build(Config, data, ""), root, source="flag")
+
+
+def to_dict(obj: Any) -> Any:
+    """Plain dict/list form of a config object (tuples become lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Load and validate ``bench.toml``; ``None`` means built-in defaults rooted at the cwd."""
+    if path is None:
+        return _finish(Config(), os.getcwd(), source="defaults")
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("(file)", f"{p} does not exist", source=str(p)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("(syntax)", str(exc), source=p.name) from None
+    try:
+        cfg = _build(Config, raw, "")
+    except ConfigError as exc:
+        raise ConfigError(exc.key, exc.reason, source=p.name) from None
+    return _finish(cfg, str(p.resolve().parent), source=p.name)
+
+
+# --- structural walk ------------------------------------------------------------------------
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _build(cls: type, table: Any, prefix: str) -> Any:
+    if not isinstance(table, Mapping):
+        raise ConfigError(prefix or "(top)", f"expected a table, got {_tname(table)}")
+    hints = _hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name != "root" or prefix}
+    unknown = sorted(set(table) - names)
+    if unknown:
+        key = _join(prefix, unknown[0])
+        near = _near(unknown[0], names)
+        hint = f" (did you mean {near!r}?)" if near else ""
+        raise ConfigError(key, f"unknown key{hint}; known keys: {', '.join(sorted(names))}")
+    kwargs = {}
+    for name in names:
+        if name in table:
+            kwargs[name] = _value(hints[name], table[name], _join(prefix, name))
+    return cls(**kwargs)
+
+
+def _value(hint: Any, value: Any, key: str) -> Any:
+    origin = get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast(type, hint), value, key)
+    if origin is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            raise ConfigError(key, f"{value!r} is not one of {', '.join(map(repr, choices))}")
+        return value
+    if origin is tuple:
+        item = get_args(hint)[0]
+        if not isinstance(value, list):
+            if item in (str, int) and isinstance(value, item) and not isinstance(value, bool):
+                value = [value]  # a lone value where a list is expected
+            else:
+                raise ConfigError(key, f"expected a list, got {_tname(value)}")
+        return tuple(_value(item, v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"config field {key} uses a union")  # pragma: no cover - design guard
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true or false, got {_tname(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected a whole number, got {_tname(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"expected a number, got {_tname(value)}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {_tname(value)}")
+        return value
+    raise TypeError(f"unsupported config type {hint!r} at {key}")  # pragma: no cover
+
+
+# --- semantic checks ------------------------------------------------------------------------
+
+
+def _finish(cfg: Config, root: str, source: str) -> Config:
+    cfg = dataclasses.replace(cfg, root=root)
+    try:
+        _check(cfg)
+    except ConfigError as exc:
+        raise ConfigError(exc.key, exc.reason, source=source) from None
+    return cfg
+
+
+def available_cpus() -> set[int]:
+    return set(os.sched_getaffinity(0))
+
+
+def _check(cfg: Config) -> None:
+    have = available_cpus()
+    for side in ("server", "client"):
+        cpus: tuple[int, ...] = getattr(cfg.cpus, side)
+        if not cpus:
+            raise ConfigError(f"cpus.{side}", "needs at least one CPU")
+        for i, cpu in enumerate(cpus):
+            if cpu not in have:
+                raise ConfigError(
+                    f"cpus.{side}[{i}]",
+                    f"CPU {cpu} does not exist here (usable CPUs: {_ranges(have)})",
+                )
+    both = set(cfg.cpus.server) & set(cfg.cpus.client)
+    if both:
+        raise ConfigError(
+            "cpus.client", f"shares CPU {min(both)} with cpus.server; keep them apart"
+        )
+    s = cfg.server
+    _positive("server.workers", s.workers)
+    if not 0 <= s.port <= 65535:
+        raise ConfigError("server.port", f"{s.port} is out of range 0..65535")
+    if 0 < s.port < 1024:
+        raise ConfigError("server.port", f"{s.port} is a privileged port; use 1024..65535 or 0")
+    _positive("server.startup_timeout", s.startup_timeout)
+    _nonneg("server.stop_grace", s.stop_grace)
+    from loadgen.safety import check_host  # local: safety has no config dependency
+
+    problem = check_host(s.host, cfg.network.allow_hosts)
+    if problem:
+        raise ConfigError("server.host", problem)
+    _positive("run.trials", cfg.run.trials)
+    if not cfg.run.targets:
+        raise ConfigError("run.targets", 'is empty; list target names or "all"')
+    if not cfg.run.load:
+        raise ConfigError("run.load", "needs at least one load setting")
+    seen: set[str] = set()
+    for i, ld in enumerate(cfg.run.load):
+        k = f"run.load[{i}]"
+        if ld.name in seen:
+            raise ConfigError(f"{k}.name", f"{ld.name!r} is used twice")
+        seen.add(ld.name)
+        if not ld.connections:
+            raise ConfigError(f"{k}.connections", "needs at least one connection count")
+        for j, c in enumerate(ld.connections):
+            if not 1 <= c <= 100_000:
+                raise ConfigError(f"{k}.connections[{j}]", f"{c} is out of range 1..100000")
+        _positive(f"{k}.duration", ld.duration)
+        _nonneg(f"{k}.warmup", ld.warmup)
+        _positive(f"{k}.timeout", ld.timeout)
+        _positive(f"{k}.check_every", ld.check_every)
+        _nonneg(f"{k}.procs", ld.procs)
+        if ld.procs > len(cfg.cpus.client):
+            raise ConfigError(
+                f"{k}.procs", f"{ld.procs} processes but only {len(cfg.cpus.client)} client CPU(s)"
+            )
+        if ld.model == "open" and ld.rate <= 0:
+            raise ConfigError(f"{k}.rate", "the open model needs a rate > 0 (requests/s)")
+        if ld.model == "closed" and ld.rate:
+            raise ConfigError(f"{k}.rate", 'is only for model = "open"')
+        _nonneg(f"{k}.users", ld.users)
+        _nonneg(f"{k}.spawn_rate", ld.spawn_rate)
+        _nonneg(f"{k}.locust_workers", ld.locust_workers)
+        if ld.client == "raw" and ld.scenario != "hello":
+            raise ConfigError(f"{k}.scenario", "the raw client runs only the hello scenario")
+    _positive("sampler.interval", cfg.sampler.interval)
+    _positive("sampler.uss_every", cfg.sampler.uss_every)
+    if not 0 < cfg.sampler.saturation_pct <= 100:
+        raise ConfigError("sampler.saturation_pct", "must be in (0, 100]")
+
+
+def check_target_names(cfg: Config, known: set[str], key: str = "run.targets") -> None:
+    """Unknown target names are an error naming the key (needs the targets folder read)."""
+    for i, name in enumerate(cfg.run.targets):
+        if name == "all":
+            continue
+        if name not in known:
+            near = _near(name, known)
+            hint = f" (did you mean {near!r}?)" if near else ""
+            raise ConfigError(f"{key}[{i}]", f"unknown target {name!r}{hint}")
+
+
+def _positive(key: str, v: float) -> None:
+    if v <= 0:
+        raise ConfigError(key, f"must be > 0, got {v}")
+
+
+def _nonneg(key: str, v: float) -> None:
+    if v < 0:
+        raise ConfigError(key, f"must be >= 0, got {v}")
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _tname(v: Any) -> str:
+    return {list: "a list", dict: "a table", str: "a string", bool: "a boolean"}.get(
+        type(v), type(v).__name__
+    )
+
+
+def _near(word: str, choices: set[str]) -> str | None:
+    import difflib
+
+    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+def _ranges(cpus: set[int]) -> str:
+    return ",".join(str(c) for c in sorted(cpus))
+
+
+def parse_cpus(text: str) -> tuple[int, ...]:
+    """``"0-2,5"`` -> ``(0, 1, 2, 5)``; raises ValueError on bad text."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out.extend(range(int(lo), int(hi) + 1))
+        else:
+            out.append(int(part))
+    if not out:
+        raise ValueError(f"no CPUs in {text!r}")
+    return tuple(dict.fromkeys(out))

@@ -1,0 +1,283 @@
+"""Target metadata: one folder per (framework, server) pair under ``targets/``.
+
+Each folder holds ``target.toml`` (see docs/targets.md). :func:`discover` reads them all; a
+folder whose metadata is missing or malformed is returned as a :class:`Skipped` with the reason
+instead of stopping the others.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loadgen.checks import KINDS, Kind
+
+METADATA = "target.toml"
+PLACEHOLDERS = frozenset({"host", "port", "workers", "python", "target_dir"})
+_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_PY = re.compile(r"^3\.\d{1,2}$")
+
+
+class TargetError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    dir: Path
+    framework: str
+    framework_package: str
+    kind: Kind
+    python: str
+    server: str
+    server_package: str
+    command: tuple[str, ...]
+    hello_path: str = "/hello/"
+    server_worker: str = ""
+    template: str = ""
+    keepalive: bool = True
+    notes: str = ""
+    setup: tuple[tuple[str, ...], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    startup_timeout: float = 0.0  # 0: the config's server.startup_timeout
+
+    @property
+    def requirements(self) -> Path:
+        return self.dir / "requirements.txt"
+
+    @property
+    def label(self) -> str:
+        worker = f" ({self.server_worker})" if self.server_worker else ""
+        return f"{self.framework} on {self.server}{worker}"
+
+    def argv(self, *, host: str, port: int, workers: int, python: str) -> list[str]:
+        values = {
+            "host": host,
+            "port": str(port),
+            "workers": str(workers),
+            "python": python,
+            "target_dir": str(self.dir),
+        }
+        return [part.format(**values) for part in self.command]
+
+    def setup_argvs(self, *, python: str) -> list[list[str]]:
+        values = {"python": python, "target_dir": str(self.dir)}
+        return [[p.format(**values) for p in cmd] for cmd in self.setup]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "framework": self.framework,
+            "framework_package": self.framework_package,
+            "kind": self.kind,
+            "python": self.python,
+            "server": self.server,
+            "server_package": self.server_package,
+            "server_worker": self.server_worker,
+            "command": list(self.command),
+            "hello_path": self.hello_path,
+            "template": self.template,
+            "keepalive": self.keepalive,
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class Skipped:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Discovery:
+    targets: tuple[Target, ...]
+    skipped: tuple[Skipped, ...] = field(default=())
+
+    def names(self) -> set[str]:
+        return {t.name for t in self.targets}
+
+    def select(self, names: tuple[str, ...] | list[str]) -> list[Target]:
+        """Targets by name in the given order; ``all`` (or nothing) means every target."""
+        if not names or "all" in names:
+            return list(self.targets)
+        by = {t.name: t for t in self.targets}
+        missing = [n for n in names if n not in by]
+        if missing:
+            raise TargetError(f"unknown target(s): {', '.join(missing)}")
+        return [by[n] for n in dict.fromkeys(names)]
+
+
+# The frameworks of the source comparison, in its order: reports list them first.
+SEED_ORDER = (
+    "django",
+    "flask",
+    "tornado",
+    "falcon",
+    "hug",
+    "sanic",
+    "aiohttp",
+    "pyramid",
+    "growler",
+    "cherrypy",
+    "morepath",
+    "turbogears2",
+    "circuits",
+    "watson",
+    "pycnic",
+    "reahl",
+)
+
+
+def sort_key(name: str) -> tuple[int, str]:
+    return (SEED_ORDER.index(name), "") if name in SEED_ORDER else (len(SEED_ORDER), name)
+
+
+def discover(targets_dir: Path) -> Discovery:
+    targets: list[Target] = []
+    skipped: list[Skipped] = []
+    if not targets_dir.is_dir():
+        return Discovery((), (Skipped(str(targets_dir), "targets folder does not exist"),))
+    for d in sorted(targets_dir.iterdir(), key=lambda p: sort_key(p.name)):
+        if not d.is_dir() or d.name.startswith((".", "_")):
+            continue
+        try:
+            targets.append(load_target(d))
+        except TargetError as exc:
+            skipped.append(Skipped(d.name, str(exc)))
+    return Discovery(tuple(targets), tuple(skipped))
+
+
+def load_target(d: Path) -> Target:
+    meta = d / METADATA
+    if not _NAME.match(d.name):
+        raise TargetError(f"folder name {d.name!r} is not lowercase a-z, 0-9 and '-'")
+    if not meta.is_file():
+        raise TargetError(f"no {METADATA}")
+    try:
+        raw = tomllib.loads(meta.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise TargetError(f"{METADATA} is not valid TOML: {exc}") from None
+    r = _Reader(raw)
+    kind = r.text("kind")
+    if kind not in KINDS:
+        raise TargetError(f"{METADATA}: kind: {kind!r} is not 'html' or 'json'")
+    python = r.text("python")
+    if not _PY.match(python):
+        raise TargetError(f"{METADATA}: python: {python!r} is not X.Y (e.g. '3.11')")
+    command = r.argv("command")
+    joined = " ".join(command)
+    for ph in re.findall(r"{(\w*)}", joined):
+        if ph not in PLACEHOLDERS:
+            raise TargetError(f"{METADATA}: command: unknown placeholder {{{ph}}}")
+    for ph in ("host", "port"):
+        if "{" + ph + "}" not in joined:
+            raise TargetError(f"{METADATA}: command: must use {{{ph}}}")
+    hello = r.text("hello_path", "/hello/")
+    if not hello.startswith("/"):
+        raise TargetError(f"{METADATA}: hello_path: must start with '/'")
+    template = r.text("template", "")
+    if kind == "html" and not template:
+        raise TargetError(f"{METADATA}: template: an html target names its template file")
+    if template and not (d / template).is_file():
+        raise TargetError(f"{METADATA}: template: {template} does not exist")
+    if not (d / "requirements.txt").is_file():
+        raise TargetError("no requirements.txt (the full pinned lock)")
+    _check_pinned(d / "requirements.txt")
+    setup = tuple(tuple(c) for c in r.argv_list("setup"))
+    env = r.table("env")
+    target = Target(
+        name=d.name,
+        dir=d.resolve(),
+        framework=r.text("framework"),
+        framework_package=r.text("framework_package"),
+        kind=kind,
+        python=python,
+        server=r.text("server"),
+        server_package=r.text("server_package"),
+        server_worker=r.text("server_worker", ""),
+        command=tuple(command),
+        hello_path=hello,
+        template=template,
+        keepalive=r.flag("keepalive", True),
+        notes=r.text("notes", ""),
+        setup=setup,
+        env=tuple(sorted(env.items())),
+        startup_timeout=r.num("startup_timeout", 0.0),
+    )
+    r.done()
+    return target
+
+
+def _check_pinned(req: Path) -> None:
+    for n, line in enumerate(req.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith(("-", "\\")):
+            continue
+        if "==" not in line and " @ " not in line:
+            raise TargetError(f"requirements.txt:{n}: {line!r} is not pinned with ==")
+
+
+class _Reader:
+    """Typed reads from a metadata table that remember which keys were used."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw
+        self.used: set[str] = set()
+
+    def _get(self, key: str, default: Any) -> Any:
+        self.used.add(key)
+        if key not in self.raw:
+            if default is _REQUIRED:
+                raise TargetError(f"{METADATA}: {key}: missing")
+            return default
+        return self.raw[key]
+
+    def text(self, key: str, default: Any = None) -> str:
+        v = self._get(key, _REQUIRED if default is None else default)
+        if not isinstance(v, str) or (default is None and not v):
+            raise TargetError(f"{METADATA}: {key}: expected a non-empty string")
+        return v
+
+    def flag(self, key: str, default: bool) -> bool:
+        v = self._get(key, default)
+        if not isinstance(v, bool):
+            raise TargetError(f"{METADATA}: {key}: expected true or false")
+        return v
+
+    def num(self, key: str, default: float) -> float:
+        v = self._get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+            raise TargetError(f"{METADATA}: {key}: expected a number >= 0")
+        return float(v)
+
+    def argv(self, key: str) -> list[str]:
+        v = self._get(key, _REQUIRED)
+        if not isinstance(v, list) or not v or not all(isinstance(p, str) for p in v):
+            raise TargetError(f"{METADATA}: {key}: expected a non-empty list of strings")
+        return v
+
+    def argv_list(self, key: str) -> list[list[str]]:
+        v = self._get(key, [])
+        if not isinstance(v, list) or not all(
+            isinstance(c, list) and c and all(isinstance(p, str) for p in c) for c in v
+        ):
+            raise TargetError(f"{METADATA}: {key}: expected a list of argument lists")
+        return v
+
+    def table(self, key: str) -> dict[str, str]:
+        v = self._get(key, {})
+        if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
+            raise TargetError(f"{METADATA}: {key}: expected a table of strings")
+        return dict(v)
+
+    def done(self) -> None:
+        extra = sorted(set(self.raw) - self.used)
+        if extra:
+            raise TargetError(f"{METADATA}: {extra[0]}: unknown key")
+
+
+_REQUIRED = object()

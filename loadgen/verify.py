@@ -1,0 +1,290 @@
+"""The verifier: build, start, check and stop each target, with a verdict per check.
+
+Checks are adapted from TechEmpower's verification rules (see ../shared/notes/targets.md): the
+status, the body (JSON exactly; HTML text after normalising), the Content-Type for the kind,
+Content-Length or chunked framing, Date and Server headers, a Date that is not cached, two
+requests on one connection (keep-alive), and the template taking the message from the code.
+Each check is ``pass``, ``warn`` or ``fail`` with a reason; a target is ok when none failed.
+"""
+
+from __future__ import annotations
+
+import http.client
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from loadgen.checks import MESSAGE, body_problem, content_type_problem, html_text
+from loadgen.envs import Env, EnvError, ensure_env
+from loadgen.launcher import LaunchError, Server, start
+from loadgen.targets import Target
+
+Status = Literal["pass", "warn", "fail"]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: Status
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "status": self.status, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: str
+    framework: str
+    framework_version: str
+    server: str
+    server_version: str
+    python: str
+    kind: str
+    ok: bool
+    checks: tuple[Check, ...]
+    startup_s: float | None = None
+    idle_rss_bytes: int | None = None
+    keepalive: bool | None = None
+    packages: tuple[tuple[str, str], ...] = ()
+    env_size_bytes: int | None = None
+    env_build_s: float | None = None
+    log_tail: str = ""
+    left_processes: tuple[int, ...] = field(default=())
+
+    @property
+    def warnings(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "warn"]
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.status == "fail"]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "framework": self.framework,
+            "framework_version": self.framework_version,
+            "server": self.server,
+            "server_version": self.server_version,
+            "python": self.python,
+            "kind": self.kind,
+            "ok": self.ok,
+            "checks": [c.to_dict() for c in self.checks],
+            "startup_s": self.startup_s,
+            "idle_rss_bytes": self.idle_rss_bytes,
+            "keepalive": self.keepalive,
+            "packages": [{"name": n, "version": v} for n, v in self.packages],
+            "package_count": len(self.packages),
+            "env_size_bytes": self.env_size_bytes,
+            "env_build_s": self.env_build_s,
+            "log_tail": self.log_tail,
+            "left_processes": list(self.left_processes),
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    local_port: int  # the client side of the connection it came on
+
+
+def _request(conn: http.client.HTTPConnection, path: str) -> Answer:
+    conn.request("GET", path, headers={"Accept": "*/*", "User-Agent": "fwbench-verify"})
+    assert conn.sock is not None
+    local = conn.sock.getsockname()[1]
+    resp = conn.getresponse()
+    body = resp.read()
+    headers = {k.lower(): v for k, v in resp.getheaders()}
+    return Answer(resp.status, headers, body, local)
+
+
+def check_answer(target: Target, first: Answer) -> list[Check]:
+    """Checks on one answer: status, body, Content-Type, framing, Date and Server headers."""
+    checks: list[Check] = []
+    if first.status == 200:
+        checks.append(Check("status", "pass", "200"))
+    else:
+        checks.append(Check("status", "fail", f"status {first.status}, expected 200"))
+    problem = body_problem(target.kind, first.body)
+    if problem:
+        checks.append(Check("body", "fail", problem))
+    elif target.kind == "html" and html_text(first.body.decode()) != MESSAGE:
+        checks.append(Check("body", "warn", "message found inside the framework's page chrome"))
+    else:
+        checks.append(Check("body", "pass", ""))
+    ctype = first.headers.get("content-type")
+    problem = content_type_problem(target.kind, ctype)
+    if problem:
+        checks.append(Check("content_type", "fail", problem))
+    elif target.kind == "html" and "charset" not in (ctype or "").lower():
+        checks.append(Check("content_type", "warn", f"{ctype!r} names no charset"))
+    else:
+        checks.append(Check("content_type", "pass", str(ctype)))
+    te = first.headers.get("transfer-encoding", "").lower()
+    if "content-length" in first.headers:
+        checks.append(Check("framing", "pass", "Content-Length"))
+    elif "chunked" in te:
+        checks.append(Check("framing", "pass", "chunked"))
+    else:
+        checks.append(Check("framing", "fail", "neither Content-Length nor chunked"))
+    for name in ("date", "server"):
+        if first.headers.get(name):
+            checks.append(Check(f"{name}_header", "pass", first.headers[name]))
+        else:
+            checks.append(Check(f"{name}_header", "warn", f"no {name.title()} header"))
+    return checks
+
+
+def check_keepalive(target: Target, host: str, port: int, date_gap: float = 1.1) -> list[Check]:
+    """Two requests on one connection, ``date_gap`` apart: keep-alive and a fresh Date."""
+    conn = http.client.HTTPConnection(host, port, timeout=5.0)
+    checks: list[Check] = []
+    try:
+        a = _request(conn, target.hello_path)
+        closing = a.headers.get("connection", "").lower() == "close"
+        time.sleep(date_gap)
+        try:
+            if closing or conn.sock is None:
+                raise ConnectionError("the server sent Connection: close")
+            b = _request(conn, target.hello_path)
+            reused = b.local_port == a.local_port and b.status == 200
+            why = "" if reused else "second answer came on a new connection"
+        except (OSError, http.client.HTTPException) as exc:
+            reused, why, b = False, f"second request on the connection failed: {exc}", None
+        if reused:
+            checks.append(Check("keepalive", "pass", "two answers on one connection"))
+        elif not target.keepalive:
+            checks.append(Check("keepalive", "warn", f"no keep-alive (declared): {why}"))
+        else:
+            checks.append(Check("keepalive", "fail", why))
+        if b is None:
+            b = _request(_fresh(conn, host, port), target.hello_path)
+        da, db = a.headers.get("date"), b.headers.get("date")
+        if da and db and da == db:
+            checks.append(Check("fresh_date", "warn", f"Date {da!r} unchanged after {date_gap} s"))
+        elif da and db:
+            checks.append(Check("fresh_date", "pass", ""))
+    finally:
+        conn.close()
+    return checks
+
+
+def _fresh(conn: http.client.HTTPConnection, host: str, port: int) -> http.client.HTTPConnection:
+    conn.close()
+    return http.client.HTTPConnection(host, port, timeout=5.0)
+
+
+def check_template(target: Target) -> Check:
+    """Static: the template must not carry the message; the code passes it in."""
+    if target.kind == "json":
+        return Check("template", "pass", "JSON target: no template")
+    path = target.dir / target.template
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if MESSAGE.lower() in text.lower() or "hello world" in text.lower():
+        return Check("template", "fail", f"{target.template} contains the message literally")
+    return Check("template", "pass", f"{target.template} takes the message from the code")
+
+
+def verify_target(
+    target: Target,
+    envs_dir: Path,
+    *,
+    log_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    workers: int = 1,
+    cpus: tuple[int, ...] = (),
+    timeout: float = 60.0,
+    stop_grace: float = 5.0,
+) -> Verdict:
+    """Build (or reuse) the environment, start, check, stop. Never raises for a bad target."""
+    checks: list[Check] = [check_template(target)]
+    env: Env | None = None
+    server: Server | None = None
+    tail = ""
+    left: tuple[int, ...] = ()
+    try:
+        env = ensure_env(target, envs_dir)
+        checks.append(Check("environment", "pass", "reused" if env.cached else "built"))
+        server = start(
+            target,
+            env,
+            log_dir=log_dir,
+            host=host,
+            port=port,
+            workers=workers,
+            cpus=cpus,
+            timeout=target.startup_timeout or timeout,
+            stop_grace=stop_grace,
+        )
+        checks.append(Check("start", "pass", f"answered after {server.startup_s:.2f} s"))
+        conn = http.client.HTTPConnection(host, server.port, timeout=5.0)
+        try:
+            checks.extend(check_answer(target, _request(conn, target.hello_path)))
+        finally:
+            conn.close()
+        checks.extend(check_keepalive(target, host, server.port))
+        if not server.alive():
+            checks.append(Check("alive", "fail", "server exited during the checks"))
+    except EnvError as exc:
+        checks.append(Check("environment", "fail", str(exc)))
+        tail = exc.detail
+    except LaunchError as exc:
+        checks.append(Check("start", "fail", exc.reason))
+        tail = exc.log_tail
+    except (TimeoutError, OSError, http.client.HTTPException) as exc:
+        checks.append(Check("request", "fail", f"{type(exc).__name__}: {exc}"))
+    finally:
+        if server is not None:
+            report = server.stop(stop_grace)
+            left = report.left
+            if report.left:
+                checks.append(Check("stop", "fail", f"processes left after stop: {report.left}"))
+            elif report.signal == "SIGKILL":
+                checks.append(Check("stop", "warn", "did not exit on SIGTERM; killed"))
+            else:
+                checks.append(Check("stop", "pass", f"exited on SIGTERM in {report.stop_s:.2f} s"))
+            if any(c.status == "fail" for c in checks) and not tail:
+                tail = server.log_tail()
+    ok = not any(c.status == "fail" for c in checks)
+    keep = next((c for c in checks if c.name == "keepalive"), None)
+    return Verdict(
+        target=target.name,
+        framework=target.framework,
+        framework_version=env.version_of(target.framework_package) if env else "",
+        server=target.server + (f" ({target.server_worker})" if target.server_worker else ""),
+        server_version=env.version_of(target.server_package) if env else "",
+        python=env.python_version if env else target.python,
+        kind=target.kind,
+        ok=ok,
+        checks=tuple(checks),
+        startup_s=server.startup_s if server and server.startup_s else None,
+        idle_rss_bytes=server.idle_rss_bytes if server and server.idle_rss_bytes else None,
+        keepalive=(keep.status == "pass") if keep else None,
+        packages=env.packages if env else (),
+        env_size_bytes=env.size_bytes if env else None,
+        env_build_s=env.build_s if env else None,
+        log_tail=tail,
+        left_processes=left,
+    )
+
+
+def verify_all(
+    targets: list[Target],
+    envs_dir: Path,
+    *,
+    on_done: Callable[[int, int, Verdict], None] | None = None,
+    **kwargs: Any,
+) -> list[Verdict]:
+    out: list[Verdict] = []
+    for i, t in enumerate(targets, 1):
+        v = verify_target(t, envs_dir, **kwargs)
+        out.append(v)
+        if on_done:
+            on_done(i, len(targets), v)
+    return out

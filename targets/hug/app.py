@@ -1,0 +1,6 @@
+import hug
+
+
+@hug.get("/hello")
+def hello():
+    return {"message": "Hello world!"}

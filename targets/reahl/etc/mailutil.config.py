@@ -1,0 +1,1 @@
+mail.smtp_port = 25
