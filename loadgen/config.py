@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -101,6 +102,39 @@ class Sampler:
 
 
 @dataclass(frozen=True)
+class Pair:
+    """A within-run comparison: ``candidate`` measured interleaved against ``baseline``."""
+
+    baseline: str = ""
+    candidate: str = ""
+
+
+@dataclass(frozen=True)
+class Ack:
+    """A known change, silenced: no alert for this target and metric (until the date, if set)."""
+
+    target: str = ""
+    metric: str = "rps"
+    reason: str = ""
+    until: str = ""  # YYYY-MM-DD; empty: for good
+
+
+@dataclass(frozen=True)
+class Check:
+    """Regression gates (see docs/regressions.md)."""
+
+    min_drop_pct: float = 3.0  # within-run gate: smallest median drop that alerts
+    alpha: float = 0.01  # within-run gate: Welch's p-value, after correction across tests
+    correction: Literal["holm", "bh"] = "holm"
+    min_trials: int = 7  # within-run gate: trials per side
+    pairs: tuple[Pair, ...] = ()
+    cp_max_pvalue: float = 0.001  # history gate: E-Divisive t-test threshold
+    cp_window: int = 50  # history gate: points per window
+    nights_held: int = 3  # history gate: nights a drop must hold before it alerts
+    acknowledge: tuple[Ack, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     paths: Paths = field(default_factory=Paths)
     cpus: Cpus = field(default_factory=Cpus)
@@ -108,6 +142,8 @@ class Config:
     network: Network = field(default_factory=Network)
     run: Run = field(default_factory=Run)
     sampler: Sampler = field(default_factory=Sampler)
+    nightly: Run = field(default_factory=Run)  # the profile `fwbench nightly` runs
+    check: Check = field(default_factory=Check)
     root: str = "."  # the folder bench.toml lives in; relative paths are taken from it
 
     def path(self, name: str) -> Path:
@@ -269,14 +305,45 @@ def _check(cfg: Config) -> None:
     problem = check_host(s.host, cfg.network.allow_hosts)
     if problem:
         raise ConfigError("server.host", problem)
-    _positive("run.trials", cfg.run.trials)
-    if not cfg.run.targets:
-        raise ConfigError("run.targets", 'is empty; list target names or "all"')
-    if not cfg.run.load:
-        raise ConfigError("run.load", "needs at least one load setting")
+    for section in ("run", "nightly"):
+        _check_run(getattr(cfg, section), section, cfg)
+    c = cfg.check
+    _positive("check.min_drop_pct", c.min_drop_pct)
+    if not 0 < c.alpha < 1:
+        raise ConfigError("check.alpha", f"must be between 0 and 1, got {c.alpha}")
+    if not 0 < c.cp_max_pvalue < 1:
+        raise ConfigError("check.cp_max_pvalue", f"must be between 0 and 1, got {c.cp_max_pvalue}")
+    if c.min_trials < 2:
+        raise ConfigError("check.min_trials", "must be at least 2")
+    _positive("check.cp_window", c.cp_window)
+    _positive("check.nights_held", c.nights_held)
+    for i, pair in enumerate(c.pairs):
+        if not pair.baseline or not pair.candidate:
+            raise ConfigError(f"check.pairs[{i}]", "needs both baseline and candidate")
+        if pair.baseline == pair.candidate:
+            raise ConfigError(f"check.pairs[{i}].candidate", "is the same as the baseline")
+    for i, ack in enumerate(c.acknowledge):
+        if not ack.target:
+            raise ConfigError(f"check.acknowledge[{i}].target", "is missing")
+        if ack.metric not in ("rps", "p50"):
+            raise ConfigError(f"check.acknowledge[{i}].metric", "must be 'rps' or 'p50'")
+        if ack.until and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", ack.until):
+            raise ConfigError(f"check.acknowledge[{i}].until", "must be YYYY-MM-DD")
+    _positive("sampler.interval", cfg.sampler.interval)
+    _positive("sampler.uss_every", cfg.sampler.uss_every)
+    if not 0 < cfg.sampler.saturation_pct <= 100:
+        raise ConfigError("sampler.saturation_pct", "must be in (0, 100]")
+
+
+def _check_run(run: Run, section: str, cfg: Config) -> None:
+    _positive(f"{section}.trials", run.trials)
+    if not run.targets:
+        raise ConfigError(f"{section}.targets", 'is empty; list target names or "all"')
+    if not run.load:
+        raise ConfigError(f"{section}.load", "needs at least one load setting")
     seen: set[str] = set()
-    for i, ld in enumerate(cfg.run.load):
-        k = f"run.load[{i}]"
+    for i, ld in enumerate(run.load):
+        k = f"{section}.load[{i}]"
         if ld.name in seen:
             raise ConfigError(f"{k}.name", f"{ld.name!r} is used twice")
         seen.add(ld.name)
@@ -303,10 +370,6 @@ def _check(cfg: Config) -> None:
         _nonneg(f"{k}.locust_workers", ld.locust_workers)
         if ld.client == "raw" and ld.scenario != "hello":
             raise ConfigError(f"{k}.scenario", "the raw client runs only the hello scenario")
-    _positive("sampler.interval", cfg.sampler.interval)
-    _positive("sampler.uss_every", cfg.sampler.uss_every)
-    if not 0 < cfg.sampler.saturation_pct <= 100:
-        raise ConfigError("sampler.saturation_pct", "must be in (0, 100]")
 
 
 def check_target_names(cfg: Config, known: set[str], key: str = "run.targets") -> None:

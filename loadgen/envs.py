@@ -123,6 +123,7 @@ def env_path(envs_dir: Path, target: Target, digest: str) -> Path:
 
 def ensure_env(target: Target, envs_dir: Path, *, rebuild: bool = False) -> Env:
     """The target's environment, built if missing or stale; raises :class:`EnvError`."""
+    envs_dir = envs_dir.resolve()  # servers run with the target folder as cwd
     uv = uv_path()
     python = find_python(target.python)
     version = interpreter_version(python)

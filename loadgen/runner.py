@@ -1,0 +1,440 @@
+"""``fwbench run``'s engine: the matrix of targets × load settings × trials, one record each.
+
+Order: for every load setting and connection count, trial k of every target runs before trial
+k+1 of any (A B C A B C ...), so slow drift of the machine does not favour one target. Every
+trial gets a fresh server pinned to the server CPUs; the client, the sampler and this process
+stay on the client CPUs. Before the load, the fresh server's answer is checked (status, body,
+Content-Type); a target that fails it, crashes or dies mid-trial is recorded as failed and the
+run goes on. Records are appended as each trial ends, so Ctrl-C keeps every finished trial; the
+``finally`` blocks stop the server and the sampler whatever happens.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from loadgen import machine
+from loadgen.config import Config, LoadSetting, to_dict
+from loadgen.envs import Env, EnvError, ensure_env
+from loadgen.launcher import LaunchError, Server, start
+from loadgen.records import (
+    ERROR_KINDS,
+    RUN_SCHEMA,
+    Latency,
+    ProcStats,
+    TrialRecord,
+    append_record,
+)
+from loadgen.targets import Target
+from loadgen.verify import Verdict, check_answer, verify_target
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    target: Target
+    load: LoadSetting
+    connections: int
+    trial: int
+
+    @property
+    def trial_id(self) -> str:
+        return f"{self.target.name}/{self.load.name}/c{self.connections}/t{self.trial}"
+
+
+def plan(cfg: Config, targets: list[Target]) -> list[TrialPlan]:
+    """The matrix in run order: interleaved across targets within each trial round."""
+    out = []
+    for load in cfg.run.load:
+        for conns in load.connections:
+            for k in range(1, cfg.run.trials + 1):
+                out.extend(TrialPlan(t, load, conns, k) for t in targets)
+    return out
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + f"-{os.getpid()}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class Progress:
+    """Progress on stderr: current target and trial, live requests/s, time left."""
+
+    total: int
+    out: TextIO = sys.stderr
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    _last_count: int = 0
+    _last_t: float = 0.0
+
+    def trial(self, p: TrialPlan, est_s: float) -> None:
+        left = (self.total - self.done) * est_s
+        print(
+            f"[{self.done + 1}/{self.total}] {p.trial_id} (~{_clock(left)} left)",
+            file=self.out,
+            flush=True,
+        )
+        self._last_count, self._last_t = 0, time.monotonic()
+
+    def live(self, count: int) -> None:
+        now = time.monotonic()
+        dt = now - self._last_t
+        if dt >= 1.0:
+            rps = (count - self._last_count) / dt
+            self._last_count, self._last_t = count, now
+            end = "\r" if self.out.isatty() else "\n"
+            print(f"    {rps:10,.0f} requests/s", end=end, file=self.out, flush=True)
+
+    def finished(self, rec: TrialRecord) -> None:
+        self.done += 1
+        if rec.status == "ok":
+            p99 = rec.latency_ms.p99 if rec.latency_ms else float("nan")
+            sat = "  CLIENT SATURATED" if rec.client_saturated else ""
+            errs = f"  errors {rec.error_count}" if rec.error_count else ""
+            msg = f"    {rec.rps:,.0f} req/s  p99 {p99:.2f} ms{errs}{sat}"
+        else:
+            msg = f"    FAILED: {rec.failure}"
+        print(msg.ljust(60), file=self.out, flush=True)
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s"
+
+
+@contextlib.contextmanager
+def _pinned(cpus: tuple[int, ...]) -> Iterator[None]:
+    old = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, old)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A timer or a supervisor stopping the run with SIGTERM gets Ctrl-C's clean stop."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+class Runner:
+    def __init__(self, cfg: Config, targets: list[Target], *, run_dir: Path | None = None) -> None:
+        self.cfg = cfg
+        self.targets = targets
+        self.run_id = run_dir.name if run_dir else new_run_id()
+        self.run_dir = run_dir or cfg.path("reports_dir") / "runs" / self.run_id
+        self.trials_path = self.run_dir / "trials.jsonl"
+        self.machine = machine.fingerprint(cfg.cpus.server, cfg.cpus.client, Path(cfg.root))
+        self.envs: dict[str, Env] = {}
+        self.verdicts: dict[str, Verdict] = {}
+        self.header: dict[str, Any] = {}
+
+    # -- run header ---------------------------------------------------------------------------
+
+    def _write_header(self, **changes: Any) -> None:
+        self.header.update(changes)
+        tmp = self.run_dir / "run.json.tmp"
+        tmp.write_text(json.dumps(self.header, indent=2, sort_keys=True))
+        tmp.replace(self.run_dir / "run.json")
+
+    def mark_interrupted(self) -> None:
+        if self.header:
+            self._write_header(interrupted=True, finished_at=now_iso())
+
+    def prepare(self, out: TextIO = sys.stderr) -> None:
+        """Create the run folder, build environments and verify every target once."""
+        (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "logs").mkdir(exist_ok=True)
+        self.trials_path.touch()
+        warnings = machine.warnings(self.machine)
+        self._write_header(
+            schema=RUN_SCHEMA,
+            run_id=self.run_id,
+            started_at=now_iso(),
+            finished_at=None,
+            interrupted=False,
+            config=to_dict(self.cfg),
+            machine=self.machine,
+            machine_warnings=warnings,
+            targets=[t.to_dict() for t in self.targets],
+            verdicts=[],
+        )
+        for w in warnings:
+            print(f"fwbench: machine: {w}", file=out)
+        for i, t in enumerate(self.targets, 1):
+            v = verify_target(
+                t,
+                self.cfg.path("envs_dir"),
+                log_dir=self.run_dir / "logs",
+                host=self.cfg.server.host,
+                workers=self.cfg.server.workers,
+                cpus=self.cfg.cpus.server,
+                timeout=self.cfg.server.startup_timeout,
+                stop_grace=self.cfg.server.stop_grace,
+            )
+            self.verdicts[t.name] = v
+            state = "ok" if v.ok else "FAILED: " + "; ".join(c.reason for c in v.failures)
+            print(f"verify [{i}/{len(self.targets)}] {t.name}: {state}", file=out, flush=True)
+            if v.ok:
+                with contextlib.suppress(EnvError):
+                    self.envs[t.name] = ensure_env(t, self.cfg.path("envs_dir"))
+        self._write_header(verdicts=[v.to_dict() for v in self.verdicts.values()])
+
+    # -- the matrix -----------------------------------------------------------------------------
+
+    def run(self, out: TextIO = sys.stderr) -> Path:
+        trials = plan(self.cfg, self.targets)
+        progress = Progress(len(trials), out)
+        interrupted = False
+        try:
+            with _sigterm_as_interrupt(), _pinned(self.cfg.cpus.client):
+                for p in trials:
+                    est = p.load.duration + p.load.warmup + 3.0
+                    progress.trial(p, est)
+                    rec = self.trial(p, progress.live)
+                    append_record(self.trials_path, rec)
+                    progress.finished(rec)
+        except KeyboardInterrupt:
+            interrupted = True
+            print("\nfwbench: interrupted; finished trials are kept", file=out, flush=True)
+            raise
+        finally:
+            self._write_header(finished_at=now_iso(), interrupted=interrupted)
+        return self.run_dir
+
+    def trial(self, p: TrialPlan, live: Callable[[int], None]) -> TrialRecord:
+        t = p.target
+        v = self.verdicts.get(t.name)
+        env = self.envs.get(t.name)
+        base = self._base(p, v)
+        if v is None or not v.ok or env is None:
+            why = "; ".join(c.reason for c in v.failures) if v else "not verified"
+            return self._failed(base, f"verification failed: {why}")
+        try:
+            server = start(
+                t,
+                env,
+                log_dir=self.run_dir / "logs",
+                host=self.cfg.server.host,
+                port=self.cfg.server.port,
+                workers=self.cfg.server.workers,
+                cpus=self.cfg.cpus.server,
+                timeout=self.cfg.server.startup_timeout,
+                stop_grace=self.cfg.server.stop_grace,
+            )
+        except LaunchError as exc:
+            return self._failed(base, f"start: {exc.reason}")
+        try:
+            problem = _quick_check(t, server)
+            if problem:
+                return self._failed(base, f"answer check: {problem}", startup_s=server.startup_s)
+            return self._measure(p, server, base, live)
+        finally:
+            report = server.stop(self.cfg.server.stop_grace)
+            if report.left:  # never expected: say so loudly, the PIDs were killed by PID already
+                print(f"fwbench: processes left after stop: {report.left}", file=sys.stderr)
+
+    def _measure(
+        self, p: TrialPlan, server: Server, base: dict[str, Any], live: Callable[[int], None]
+    ) -> TrialRecord:
+        from loadgen.rawclient import LoadSpec, run_load
+        from loadgen.sampler import SamplerProcess, is_saturated, summarize
+
+        ld = p.load
+        if ld.client != "raw":
+            return self._failed(base, f"client {ld.client!r} is not available in this version")
+        client_cpus = self.cfg.cpus.client
+        procs = ld.procs or len(client_cpus)
+        spec = LoadSpec(
+            host=server.host,
+            port=server.port,
+            path=p.target.hello_path,
+            connections=p.connections,
+            duration=ld.duration,
+            warmup=ld.warmup,
+            rate=ld.rate if ld.model == "open" else None,
+            procs=procs,
+            cpus=client_cpus,
+            timeout=ld.timeout,
+            kind=p.target.kind,
+            check_every=ld.check_every,
+        )
+        sample_path = self.run_dir / "samples" / (p.trial_id.replace("/", "__") + ".jsonl")
+        sampler = SamplerProcess(
+            target_pid=server.proc.pid,
+            client_pid=os.getpid(),
+            out=sample_path,
+            interval=self.cfg.sampler.interval,
+            uss_every=self.cfg.sampler.uss_every,
+            cpus=client_cpus,
+        )
+        sampler.start()
+        try:
+            result = run_load(spec, progress=live)
+        finally:
+            samples = sampler.stop()
+        summary = summarize(samples, result.window_start, result.window_end, len(client_cpus))
+        settings = {
+            "procs": procs,
+            "cpus": list(client_cpus),
+            "timeout": ld.timeout,
+            "check_every": ld.check_every,
+        }
+        client_pct = summary.client_cpu_pct if samples else result.client_cpu_pct
+        rec = dict(
+            base,
+            client_settings=settings,
+            duration_s=result.duration_s,
+            requests=result.requests,
+            rps=result.rps,
+            errors={k: int(result.errors.get(k, 0)) for k in ERROR_KINDS},
+            reconnects=result.reconnects,
+            late=result.late,
+            latency_ms=_latency(result.latency),
+            latency_uncorrected_ms=_latency(result.latency_uncorrected),
+            hist=result.hist,
+            hist_uncorrected=result.hist_uncorrected or "",
+            target_stats=summary.target,
+            client_stats=summary.client,
+            sampler_cpu_pct=summary.sampler_cpu_pct,
+            cpu_s_per_1k=(summary.target_cpu_s / result.requests * 1000)
+            if result.requests
+            else None,
+            client_cpu_pct=client_pct,
+            client_saturated=is_saturated(client_pct, self.cfg.sampler.saturation_pct),
+            other_cpu_pct=summary.other_cpu_pct,
+            startup_s=server.startup_s,
+            idle_rss_bytes=server.idle_rss_bytes,
+        )
+        if not server.alive():
+            code = server.proc.returncode
+            rec.update(status="failed", failure=f"server exited with code {code} during the trial")
+        elif result.requests == 0:
+            rec.update(status="failed", failure="no good answer in the measured window")
+        return TrialRecord(**rec)
+
+    def _base(self, p: TrialPlan, v: Verdict | None) -> dict[str, Any]:
+        t, ld = p.target, p.load
+        return {
+            "run_id": self.run_id,
+            "trial_id": p.trial_id,
+            "trial": p.trial,
+            "started_at": now_iso(),
+            "status": "ok",
+            "failure": "",
+            "target": t.name,
+            "framework": t.framework,
+            "framework_version": v.framework_version if v else "",
+            "server": t.server + (f" ({t.server_worker})" if t.server_worker else ""),
+            "server_version": v.server_version if v else "",
+            "python": v.python if v else t.python,
+            "kind": t.kind,
+            "keepalive": bool(v.keepalive) if v else t.keepalive,
+            "workers": self.cfg.server.workers,
+            "client": ld.client,
+            "client_settings": {},
+            "load": ld.name,
+            "scenario": ld.scenario,
+            "model": ld.model,
+            "connections": p.connections,
+            "rate": ld.rate if ld.model == "open" else None,
+            "duration_s": 0.0,
+            "warmup_s": ld.warmup,
+            "requests": 0,
+            "rps": 0.0,
+            "errors": dict.fromkeys(ERROR_KINDS, 0),
+            "reconnects": 0,
+            "late": 0,
+            "latency_ms": None,
+            "latency_uncorrected_ms": None,
+            "hist": "",
+            "hist_uncorrected": "",
+            "target_stats": None,
+            "client_stats": None,
+            "sampler_cpu_pct": None,
+            "cpu_s_per_1k": None,
+            "client_cpu_pct": None,
+            "client_saturated": False,
+            "other_cpu_pct": None,
+            "startup_s": None,
+            "idle_rss_bytes": None,
+            "machine": self.machine,
+        }
+
+    @staticmethod
+    def _failed(base: dict[str, Any], why: str, **more: Any) -> TrialRecord:
+        return TrialRecord(**dict(base, status="failed", failure=why, **more))
+
+
+def _latency(summary: Any) -> Latency | None:
+    if summary is None or not summary.count:
+        return None
+    return Latency(
+        count=summary.count,
+        mean=summary.mean_ms,
+        p50=summary.p50_ms,
+        p90=summary.p90_ms,
+        p99=summary.p99_ms,
+        p999=summary.p999_ms,
+        max=summary.max_ms,
+    )
+
+
+def _quick_check(t: Target, server: Server) -> str | None:
+    """The fresh server's answer, checked before any load: status, body, Content-Type."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5.0)
+    try:
+        conn.request("GET", t.hello_path)
+        resp = conn.getresponse()
+        from loadgen.verify import Answer
+
+        answer = Answer(
+            resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read(), 0
+        )
+    except (OSError, http.client.HTTPException) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        conn.close()
+    bad = [c for c in check_answer(t, answer) if c.status == "fail"]
+    return "; ".join(f"{c.name}: {c.reason}" for c in bad) or None
+
+
+def override_loads(cfg: Config, **changes: Any) -> Config:
+    """Apply CLI load flags (client, connections, rate, duration, warmup) to every setting."""
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return cfg
+    loads = []
+    for ld in cfg.run.load:
+        upd = dict(changes)
+        if "rate" in upd:
+            upd["model"] = "open" if upd["rate"] else "closed"
+        loads.append(replace(ld, **upd))
+    return cfg.override(**{"run.load": [to_dict(ld) for ld in loads]})
+
+
+__all__ = ["ProcStats", "Runner", "TrialPlan", "override_loads", "plan"]

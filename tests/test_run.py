@@ -1,0 +1,138 @@
+"""``fwbench run`` end to end: real servers on 127.0.0.1, short bounded loads, real records.
+
+Covers: the interleaved order; a good target's record holding every field; a target that
+fails verification and one killed mid-trial recorded as failed while the run goes on; Ctrl-C
+keeping finished trials with no server left; a real framework target measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from loadgen.config import Config, LoadSetting, Run
+from loadgen.records import read_records
+from loadgen.runner import Runner, plan
+from loadgen.targets import discover
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "targets"
+
+pytestmark = pytest.mark.e2e
+
+
+def short(cfg: Config, targets: tuple[str, ...], trials: int = 1, duration: float = 1.5,
+          connections: int = 4) -> Config:
+    load = LoadSetting(name="short", connections=(connections,), duration=duration, warmup=0.5)
+    return Config(paths=cfg.paths, cpus=cfg.cpus, server=cfg.server, sampler=cfg.sampler,
+                  run=Run(targets=targets, trials=trials, load=(load,)), root=cfg.root)
+
+
+def test_plan_interleaves_targets(fixture_config: Config) -> None:
+    cfg = short(fixture_config, ("fx-ok", "fx-close"), trials=3)
+    targets = discover(FIXTURES).select(list(cfg.run.targets))
+    order = [(p.target.name, p.trial) for p in plan(cfg, targets)]
+    assert order == [("fx-ok", 1), ("fx-close", 1), ("fx-ok", 2), ("fx-close", 2),
+                     ("fx-ok", 3), ("fx-close", 3)]
+
+
+def test_run_records_good_and_failed_targets(fixture_config: Config, tmp_path: Path) -> None:
+    cfg = short(fixture_config, ("fx-ok", "fx-crash", "fx-dies"), duration=4.0)
+    targets = discover(FIXTURES).select(list(cfg.run.targets))
+    runner = Runner(cfg, targets, run_dir=tmp_path / "run")
+    runner.prepare()
+    run_dir = runner.run()
+    recs = {r.target: r for r in read_records(run_dir / "trials.jsonl")}
+    assert set(recs) == {"fx-ok", "fx-crash", "fx-dies"}
+
+    ok = recs["fx-ok"]
+    assert ok.status == "ok", ok.failure
+    assert ok.requests > 0 and ok.rps > 0
+    assert ok.latency_ms is not None and 0 < ok.latency_ms.p50 <= ok.latency_ms.p99
+    assert ok.hist
+    assert ok.target_stats is not None and ok.target_stats.rss_peak_bytes > 0
+    assert ok.client_stats is not None
+    assert ok.cpu_s_per_1k is not None and ok.cpu_s_per_1k > 0
+    assert ok.client_cpu_pct is not None
+    assert ok.machine["cpu_count"] >= 1 and ok.machine["server_cpus"] == [0]
+    assert ok.framework == "Fixture" and ok.connections == 4 and ok.model == "closed"
+    assert (run_dir / "samples" / "fx-ok__short__c4__t1.jsonl").stat().st_size > 0
+
+    assert recs["fx-crash"].status == "failed"
+    assert "verification failed" in recs["fx-crash"].failure
+
+    died = recs["fx-dies"]
+    assert died.status == "failed"
+    assert "exited" in died.failure
+    assert died.error_count > 0  # the errors counted up to the end are kept
+
+    header = json.loads((run_dir / "run.json").read_text())
+    assert header["interrupted"] is False and header["finished_at"]
+    assert {v["target"] for v in header["verdicts"]} == {"fx-ok", "fx-crash", "fx-dies"}
+
+
+def test_ctrl_c_keeps_finished_trials(fixture_config: Config, tmp_path: Path) -> None:
+    toml = tmp_path / "bench.toml"
+    toml.write_text(
+        f'[paths]\ntargets_dir = "{FIXTURES}"\nenvs_dir = "{ROOT / ".envs"}"\n'
+        f'reports_dir = "{tmp_path / "reports"}"\n'
+        '[run]\ntargets = ["fx-ok"]\ntrials = 5\n'
+        '[[run.load]]\nname = "short"\nconnections = [2]\nduration = 1.5\nwarmup = 0.2\n'
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadgen.cli", "--config", str(toml), "run"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        trials: list[Path] = []
+        while time.monotonic() < deadline:
+            trials = list((tmp_path / "reports" / "runs").glob("*/trials.jsonl"))
+            if trials and trials[0].read_text().count("\n") >= 1:
+                break
+            time.sleep(0.1)
+        assert trials, "no trial finished in time"
+        time.sleep(0.8)  # now inside the second trial
+        seen = {p.pid for p in psutil.Process(proc.pid).children(recursive=True)}
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+    run_dir = trials[0].parent
+    assert out.strip().splitlines()[-1] == str(run_dir)
+    recs = list(read_records(trials[0]))
+    assert len(recs) >= 1 and all(r.status == "ok" for r in recs)
+    assert json.loads((run_dir / "run.json").read_text())["interrupted"] is True
+    time.sleep(0.2)
+    alive = [p for p in seen if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
+    assert not alive, f"left running after Ctrl-C: {alive}"
+
+
+def test_real_targets_short_run(tmp_path: Path, fixture_config: Config) -> None:
+    base = short(fixture_config, ("starlette", "flask"), connections=16)
+    cfg = Config(
+        paths=type(base.paths)(targets_dir=str(ROOT / "targets"), envs_dir=str(ROOT / ".envs"),
+                               reports_dir=str(tmp_path)),
+        cpus=base.cpus, server=base.server, sampler=base.sampler, run=base.run, root=base.root,
+    )
+    targets = discover(ROOT / "targets").select(["starlette", "flask"])
+    runner = Runner(cfg, targets, run_dir=tmp_path / "run")
+    runner.prepare()
+    recs = list(read_records(runner.run() / "trials.jsonl"))
+    assert [r.target for r in recs] == ["starlette", "flask"]
+    for r in recs:
+        assert r.status == "ok", r.failure
+        assert r.rps > 100 and r.errors["body"] == 0 and r.errors["status"] == 0
+        assert r.framework_version and r.server_version
+    assert os.sched_getaffinity(0) == set(range(os.cpu_count() or 1))  # affinity restored
