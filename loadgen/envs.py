@@ -27,6 +27,7 @@ from pathlib import Path
 from loadgen.targets import Target
 
 READY = ".fwbench-env.json"
+ENV_FORMAT = "2"  # bump when the way environments are built changes (2: no pip seeded)
 
 
 class EnvError(RuntimeError):
@@ -113,7 +114,7 @@ def env_hash(target: Target, python: Path, python_version: str, uv_version: str)
     h = hashlib.sha256()
     h.update(target.requirements.read_bytes())
     h.update(json.dumps([list(c) for c in target.setup]).encode())
-    h.update(f"{python}|{python_version}|{uv_version}|{sys.platform}".encode())
+    h.update(f"{ENV_FORMAT}|{python}|{python_version}|{uv_version}|{sys.platform}".encode())
     return h.hexdigest()[:12]
 
 

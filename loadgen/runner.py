@@ -55,7 +55,7 @@ class TrialPlan:
 
 def plan(cfg: Config, targets: list[Target]) -> list[TrialPlan]:
     """The matrix in run order: interleaved across targets within each trial round."""
-    out = []
+    out: list[TrialPlan] = []
     for load in cfg.run.load:
         for conns in load.connections:
             for k in range(1, cfg.run.trials + 1):
@@ -297,7 +297,9 @@ class Runner:
             result = run_load(spec, progress=live)
         finally:
             samples = sampler.stop()
-        summary = summarize(samples, result.window_start, result.window_end, len(client_cpus))
+        # A client process uses one CPU at most: saturation is judged against the CPUs it can use.
+        used_cpus = max(1, min(procs, len(client_cpus)))
+        summary = summarize(samples, result.window_start, result.window_end, used_cpus)
         settings = {
             "procs": procs,
             "cpus": list(client_cpus),
@@ -412,9 +414,7 @@ def _quick_check(t: Target, server: Server) -> str | None:
         resp = conn.getresponse()
         from loadgen.verify import Answer
 
-        answer = Answer(
-            resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read(), 0
-        )
+        answer = Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read(), 0)
     except (OSError, http.client.HTTPException) as exc:
         return f"{type(exc).__name__}: {exc}"
     finally:
