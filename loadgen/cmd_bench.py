@@ -27,20 +27,43 @@ def results_table(trials_path: Path) -> str:
     rows = []
     for r in read_records(trials_path):
         lat = r.latency_ms
-        rows.append([
-            r.target, r.load, r.connections, r.trial, r.status,
-            f"{r.rps:,.0f}" if r.status == "ok" else "",
-            f"{lat.p50:.2f}" if lat else "", f"{lat.p99:.2f}" if lat else "",
-            r.error_count or "", "yes" if r.client_saturated else "",
-            r.failure[:50],
-        ])
-    return render_table(["target", "load", "conns", "trial", "status", "req/s", "p50 ms",
-                         "p99 ms", "errors", "client sat.", "failure"], rows)
+        rows.append(
+            [
+                r.target,
+                r.load,
+                r.connections,
+                r.trial,
+                r.status,
+                f"{r.rps:,.0f}" if r.status == "ok" else "",
+                f"{lat.p50:.2f}" if lat else "",
+                f"{lat.p99:.2f}" if lat else "",
+                r.error_count or "",
+                "yes" if r.client_saturated else "",
+                r.failure[:50],
+            ]
+        )
+    return render_table(
+        [
+            "target",
+            "load",
+            "conns",
+            "trial",
+            "status",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "client sat.",
+            "failure",
+        ],
+        rows,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    envs_args = argparse.Namespace(config=args.config, targets=(
-        args.targets.split(",") if args.targets else []), rebuild=False)
+    envs_args = argparse.Namespace(
+        config=args.config, targets=(args.targets.split(",") if args.targets else []), rebuild=False
+    )
     run_envs(envs_args)  # progress per target; failures are reported again by the verifier
     runner = make_runner(args)
     code = execute(runner)

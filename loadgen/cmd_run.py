@@ -37,10 +37,17 @@ def configure(args: argparse.Namespace) -> Config:
         try:
             conns = [int(c) for c in args.connections.split(",") if c.strip()]
         except ValueError:
-            raise ConfigError("--connections", f"{args.connections!r} is not a list of numbers",
-                              source="flag") from None
-    return override_loads(cfg, client=args.client, connections=conns, rate=args.rate,
-                          duration=args.duration, warmup=args.warmup)
+            raise ConfigError(
+                "--connections", f"{args.connections!r} is not a list of numbers", source="flag"
+            ) from None
+    return override_loads(
+        cfg,
+        client=args.client,
+        connections=conns,
+        rate=args.rate,
+        duration=args.duration,
+        warmup=args.warmup,
+    )
 
 
 def make_runner(args: argparse.Namespace) -> Runner:

@@ -29,19 +29,36 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "targets"
 pytestmark = pytest.mark.e2e
 
 
-def short(cfg: Config, targets: tuple[str, ...], trials: int = 1, duration: float = 1.5,
-          connections: int = 4) -> Config:
+def short(
+    cfg: Config,
+    targets: tuple[str, ...],
+    trials: int = 1,
+    duration: float = 1.5,
+    connections: int = 4,
+) -> Config:
     load = LoadSetting(name="short", connections=(connections,), duration=duration, warmup=0.5)
-    return Config(paths=cfg.paths, cpus=cfg.cpus, server=cfg.server, sampler=cfg.sampler,
-                  run=Run(targets=targets, trials=trials, load=(load,)), root=cfg.root)
+    return Config(
+        paths=cfg.paths,
+        cpus=cfg.cpus,
+        server=cfg.server,
+        sampler=cfg.sampler,
+        run=Run(targets=targets, trials=trials, load=(load,)),
+        root=cfg.root,
+    )
 
 
 def test_plan_interleaves_targets(fixture_config: Config) -> None:
     cfg = short(fixture_config, ("fx-ok", "fx-close"), trials=3)
     targets = discover(FIXTURES).select(list(cfg.run.targets))
     order = [(p.target.name, p.trial) for p in plan(cfg, targets)]
-    assert order == [("fx-ok", 1), ("fx-close", 1), ("fx-ok", 2), ("fx-close", 2),
-                     ("fx-ok", 3), ("fx-close", 3)]
+    assert order == [
+        ("fx-ok", 1),
+        ("fx-close", 1),
+        ("fx-ok", 2),
+        ("fx-close", 2),
+        ("fx-ok", 3),
+        ("fx-close", 3),
+    ]
 
 
 def test_run_records_good_and_failed_targets(fixture_config: Config, tmp_path: Path) -> None:
@@ -89,7 +106,10 @@ def test_ctrl_c_keeps_finished_trials(fixture_config: Config, tmp_path: Path) ->
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "loadgen.cli", "--config", str(toml), "run"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -122,9 +142,16 @@ def test_ctrl_c_keeps_finished_trials(fixture_config: Config, tmp_path: Path) ->
 def test_real_targets_short_run(tmp_path: Path, fixture_config: Config) -> None:
     base = short(fixture_config, ("starlette", "flask"), connections=16)
     cfg = Config(
-        paths=type(base.paths)(targets_dir=str(ROOT / "targets"), envs_dir=str(ROOT / ".envs"),
-                               reports_dir=str(tmp_path)),
-        cpus=base.cpus, server=base.server, sampler=base.sampler, run=base.run, root=base.root,
+        paths=type(base.paths)(
+            targets_dir=str(ROOT / "targets"),
+            envs_dir=str(ROOT / ".envs"),
+            reports_dir=str(tmp_path),
+        ),
+        cpus=base.cpus,
+        server=base.server,
+        sampler=base.sampler,
+        run=base.run,
+        root=base.root,
     )
     targets = discover(ROOT / "targets").select(["starlette", "flask"])
     runner = Runner(cfg, targets, run_dir=tmp_path / "run")
