@@ -1,0 +1,262 @@
+"""The text exporters: a JSON summary for tools and a Markdown summary for a CI job page.
+
+Both are deterministic for a given run: no clock reads, a seeded bootstrap, sorted keys and
+rounded floats, so the tests compare them with committed expected files byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from analysis import fmt
+from analysis.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
+from analysis.summary import Footprint, Group, Ranking, Summary
+from loadgen.machine import FINGERPRINT_KEYS
+
+REPORT_SCHEMA = "fwbench.report/1"
+
+METHOD_NOTE = (
+    f"Requests/s: median of the trials, with a {CONFIDENCE * 100:.0f} % percentile-bootstrap "
+    f"interval ({DEFAULT_RESAMPLES:,} resamples, seed {DEFAULT_SEED}); with 5 trials or fewer the "
+    "interval is the range of the trials. CV: standard deviation over mean of the trials. "
+    "Latency: percentiles of the trials' HDR histograms merged. A tie: the intervals overlap, "
+    "so the order between those rows is not sure. Only targets that passed verification, with "
+    "every trial ok and a client that kept up, are ranked."
+)
+
+
+# --- JSON -----------------------------------------------------------------------------------
+
+
+def _round(v: float | None, digits: int) -> float | None:
+    if v is None or not math.isfinite(v):
+        return None
+    return round(float(v), digits)
+
+
+def group_dict(g: Group) -> dict[str, Any]:
+    lat = None
+    if g.latency_ms is not None:
+        lat = {k: _round(v, 3) for k, v in g.latency_ms.items()}
+    return {
+        "target": g.target,
+        "framework": g.framework,
+        "framework_version": g.framework_version,
+        "server": g.server,
+        "server_version": g.server_version,
+        "python": g.python,
+        "kind": g.kind,
+        "keepalive": g.keepalive,
+        "state": g.state,
+        "reason": g.reason,
+        "trials": g.trials,
+        "ok_trials": g.ok_trials,
+        "saturated_trials": g.saturated_trials,
+        "failed_trials": g.failed_trials,
+        "rps_trials": [_round(x, 2) for x in g.rps],
+        "rps_median": _round(g.rps_median, 2),
+        "rps_ci": None if g.rps_ci is None else [_round(x, 2) for x in g.rps_ci],
+        "rps_cv": _round(g.rps_cv, 5),
+        "latency_ms": lat,
+        "latency_count": g.latency_count,
+        "cpu_s_per_1k": _round(g.cpu_s_per_1k, 6),
+        "rss_peak_bytes": g.rss_peak_bytes,
+        "requests": g.requests,
+        "errors": dict(g.errors),
+        "error_total": g.error_total,
+    }
+
+
+def ranking_dict(r: Ranking) -> dict[str, Any]:
+    ranked = []
+    for row in r.ranked:
+        d = {"rank": row.rank, **group_dict(row.group)}
+        d["vs_fastest"] = _round(row.vs_fastest, 4)
+        d["ties_with"] = list(row.ties)
+        ranked.append(d)
+    return {
+        "setting": r.setting.to_dict(),
+        "label": r.setting.label(),
+        "ranked": ranked,
+        "not_ranked": [group_dict(g) for g in r.others],
+    }
+
+
+def footprint_dict(f: Footprint) -> dict[str, Any]:
+    return {
+        "target": f.target,
+        "framework": f.framework,
+        "framework_version": f.framework_version,
+        "server": f.server,
+        "server_version": f.server_version,
+        "python": f.python,
+        "verified": f.ok,
+        "startup_s": _round(f.startup_s, 3),
+        "idle_rss_bytes": f.idle_rss_bytes,
+        "package_count": f.package_count,
+        "env_size_bytes": f.env_size_bytes,
+        "keepalive": f.keepalive,
+        "failures": f.failures,
+        "warnings": f.warnings,
+    }
+
+
+def summary_dict(s: Summary) -> dict[str, Any]:
+    machine = {k: s.machine.get(k) for k in (*FINGERPRINT_KEYS, "fingerprint", "python")}
+    machine["suite_commit"] = s.machine.get("suite_commit")
+    return {
+        "schema": REPORT_SCHEMA,
+        "run_id": s.run_id,
+        "runs": [
+            {
+                "run_id": r.run_id,
+                "started_at": r.started_at,
+                "finished_at": r.finished_at,
+                "interrupted": r.interrupted,
+                "fingerprint": r.machine.get("fingerprint"),
+            }
+            for r in s.runs
+        ],
+        "machine": machine,
+        "rankings": [ranking_dict(r) for r in s.rankings],
+        "footprint": [footprint_dict(f) for f in s.footprints],
+        "warnings": list(s.warnings),
+        "method": METHOD_NOTE,
+    }
+
+
+def render_json(s: Summary) -> str:
+    return json.dumps(summary_dict(s), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# --- Markdown -------------------------------------------------------------------------------
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
+
+
+def md(text: object) -> str:
+    """Text made inert for Markdown (GitHub's job summaries render HTML, so that too)."""
+    s = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = _MD_SPECIAL.sub(r"\\\1", s)
+    return " ".join(s.split())  # no newlines inside a table cell
+
+
+def _table(headers: list[str], align: str, rows: list[list[str]]) -> list[str]:
+    marks = {"l": ":--", "r": "--:", "c": ":-:"}
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def not_ranked_rps(g: Group) -> str:
+    """What a not-ranked row shows for requests/s: never a bare figure."""
+    if g.state == "client_saturated" and g.rps_median is not None:
+        return f"≥ {fmt.rps(g.rps_median)} (client's limit)"
+    return fmt.DASH
+
+
+def _ranking_md(r: Ranking) -> list[str]:
+    out = [f"## {md(r.setting.label())}", ""]
+    if r.ranked:
+        rows = []
+        for row in r.ranked:
+            g = row.group
+            lat = g.latency_ms or {}
+            rows.append(
+                [
+                    str(row.rank),
+                    md(g.target),
+                    md(fmt.version(g.framework, g.framework_version)),
+                    md(fmt.version(g.server, g.server_version)),
+                    fmt.rps(g.rps_median),
+                    fmt.ci(g.rps_ci),
+                    fmt.pct(g.rps_cv),
+                    fmt.ratio(row.vs_fastest),
+                    fmt.ms(lat.get("p50")),
+                    fmt.ms(lat.get("p99")),
+                    fmt.num(g.cpu_s_per_1k),
+                    fmt.mib(g.rss_peak_bytes),
+                    md(fmt.errors(g.errors)),
+                    fmt.tie(row.ties),
+                ]
+            )
+        headers = [
+            "#",
+            "target",
+            "framework",
+            "server",
+            "req/s (median)",
+            "95 % CI",
+            "CV",
+            "vs fastest",
+            "p50 ms",
+            "p99 ms",
+            "CPU-s / 1k req",
+            "peak RSS MiB",
+            "errors",
+            "tie",
+        ]
+        out += _table(headers, "rlllrlrrrrrrll", rows)
+    else:
+        out.append("No target could be ranked under this setting.")
+    if r.others:
+        out += ["", "**Not ranked**", ""]
+        rows = [[md(g.target), not_ranked_rps(g), md(g.reason)] for g in r.others]
+        out += _table(["target", "req/s", "why"], "lrl", rows)
+    out.append("")
+    return out
+
+
+def _footprint_md(fps: tuple[Footprint, ...]) -> list[str]:
+    if not fps:
+        return []
+    rows = [
+        [
+            md(f.target),
+            "yes" if f.ok else "no",
+            fmt.seconds(f.startup_s),
+            fmt.mib(f.idle_rss_bytes),
+            fmt.count(f.package_count),
+            fmt.mib(f.env_size_bytes),
+            {True: "yes", False: "no", None: "?"}[f.keepalive],
+        ]
+        for f in fps
+    ]
+    headers = [
+        "target",
+        "verified",
+        "start-up s",
+        "idle RSS MiB",
+        "packages",
+        "env MiB",
+        "keep-alive",
+    ]
+    return ["## Footprint", "", *_table(headers, "llrrrrl", rows), ""]
+
+
+def render_markdown(s: Summary) -> str:
+    runs = s.runs
+    trials = len(s.trials)
+    targets = len({g.target for g in s.groups})
+    first = runs[0] if runs else None
+    lines = [f"# fwbench report: {md(s.run_id)}", ""]
+    if first is not None:
+        end = f"finished {md(first.finished_at)}" if first.finished_at else "interrupted"
+        lines.append(
+            f"Run started {md(first.started_at)}, {end}; "
+            f"{targets} targets, {trials} trials; machine {md(s.machine.get('cpu_model', '?'))} "
+            f"(fingerprint {md(s.machine.get('fingerprint', '?'))})."
+        )
+        lines.append("")
+    for r in s.rankings:
+        lines += _ranking_md(r)
+    lines += _footprint_md(s.footprints)
+    if s.warnings:
+        lines += ["## Warnings", ""]
+        lines += [f"- {md(w)}" for w in s.warnings]
+        lines.append("")
+    lines += ["## Method", "", md(METHOD_NOTE), ""]
+    return "\n".join(lines)

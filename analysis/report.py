@@ -1,0 +1,96 @@
+"""Write a report folder: ``index.html``, ``summary.md``, ``summary.json`` and ``charts/``.
+
+By default the folder is ``<reports_dir>/<run-id>/`` and ``<reports_dir>/latest`` is a symlink
+to the report of the newest run (by start time: re-rendering an old run does not move it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from analysis.charts import Chart, all_charts
+from analysis.exporters import render_json, render_markdown
+from analysis.html import render_html
+from analysis.load import load_runs
+from analysis.summary import Summary, summarize
+
+HTML_NAME = "index.html"
+MARKDOWN_NAME = "summary.md"
+JSON_NAME = "summary.json"
+CHARTS_DIR = "charts"
+LATEST = "latest"
+_RESERVED = {LATEST, "runs", "history.sqlite"}
+
+
+def report_dir_name(summary: Summary) -> str:
+    """The folder name for a report: the run id (ids joined by '+' for several runs)."""
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "_", summary.run_id).strip("._") or "run"
+    return f"{name}-report" if name in _RESERVED else name
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_files(summary: Summary, charts: Sequence[Chart], out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    chart_dir = out / CHARTS_DIR
+    if chart_dir.is_dir():
+        shutil.rmtree(chart_dir)
+    chart_dir.mkdir()
+    for c in charts:
+        (chart_dir / f"{c.name}.png").write_bytes(c.png)
+        (chart_dir / f"{c.name}.svg").write_bytes(c.svg)
+    _write_text(out / JSON_NAME, render_json(summary))
+    _write_text(out / MARKDOWN_NAME, render_markdown(summary))
+    html_path = out / HTML_NAME
+    _write_text(html_path, render_html(summary, charts, svg_dir=CHARTS_DIR))
+    return html_path
+
+
+def _newest_start(report: Path) -> str:
+    try:
+        data = json.loads((report / JSON_NAME).read_text(encoding="utf-8"))
+        return max(str(r.get("started_at") or "") for r in data.get("runs") or [{}])
+    except (OSError, ValueError, AttributeError):
+        return ""
+
+
+def update_latest(reports_dir: Path, report: Path) -> bool:
+    """Point ``reports_dir/latest`` at ``report`` unless it points at a newer run's report."""
+    link = reports_dir / LATEST
+    if link.is_symlink() or link.exists():
+        current = link.resolve()
+        if current != report.resolve() and _newest_start(current) > _newest_start(report):
+            return False
+        if link.exists() and not link.is_symlink():
+            return False  # something that is not ours: leave it
+    tmp = reports_dir / f".{LATEST}.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    target = os.path.relpath(report.resolve(), reports_dir.resolve())
+    tmp.symlink_to(target, target_is_directory=True)
+    os.replace(tmp, link)
+    return True
+
+
+def write_report(run_dirs: list[Path], out_dir: Path | None, reports_dir: Path) -> Path:
+    """Load the runs, write the report and return the HTML page's path.
+
+    ``out_dir`` None: ``reports_dir/<run-id>/``, and ``reports_dir/latest`` is updated.
+    Raises :class:`analysis.load.LoadError` for a run this code cannot read.
+    """
+    summary = summarize(load_runs([Path(d) for d in run_dirs]))
+    charts = all_charts(summary)
+    out = out_dir if out_dir is not None else reports_dir / report_dir_name(summary)
+    html_path = write_files(summary, charts, out)
+    if out_dir is None:
+        update_latest(reports_dir, out)
+    return html_path
