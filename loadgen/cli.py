@@ -22,6 +22,7 @@ SUBCOMMANDS = (
     "loadgen.cmd_run",
     "loadgen.loadcmd",
     "loadgen.calibrate",
+    "loadgen.cmd_locust_worker",
     "loadgen.cmd_bench",
     "analysis.cmd_report",
     "analysis.cmd_compare",

@@ -21,6 +21,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--duration", type=float, help="measured seconds per trial")
     p.add_argument("--warmup", type=float, help="warm-up seconds per trial (discarded)")
     p.add_argument("--trials", type=int, help="trials per target and setting")
+    p.add_argument("--locust-workers", type=int, help="locust: a master and N local workers")
+    p.add_argument("--scenario", choices=("hello", "browse"), help="locust scenario")
+    p.add_argument("--users", type=int, help="locust users (default: the connection count)")
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +50,9 @@ def configure(args: argparse.Namespace) -> Config:
         rate=args.rate,
         duration=args.duration,
         warmup=args.warmup,
+        locust_workers=args.locust_workers,
+        scenario=args.scenario,
+        users=args.users,
     )
 
 

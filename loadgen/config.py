@@ -84,7 +84,9 @@ class LoadSetting:
     check_every: int = 100  # body check on one answer in N
     users: int = 0  # locust users; 0: the connection count
     spawn_rate: float = 0.0  # locust users/s; 0: all at once
-    locust_workers: int = 0  # 0: locust in-process; N: a master and N local workers
+    locust_workers: int = 0  # 0: one local locust process; N: a master and N local workers
+    locust_external_workers: int = 0  # workers joining from other machines (fwbench locust-worker)
+    locust_master_port: int = 0  # the master's port for external workers; 0: locust's 5557
 
 
 @dataclass(frozen=True)
@@ -368,6 +370,9 @@ def _check_run(run: Run, section: str, cfg: Config) -> None:
         _nonneg(f"{k}.users", ld.users)
         _nonneg(f"{k}.spawn_rate", ld.spawn_rate)
         _nonneg(f"{k}.locust_workers", ld.locust_workers)
+        _nonneg(f"{k}.locust_external_workers", ld.locust_external_workers)
+        if not 0 <= ld.locust_master_port <= 65535:
+            raise ConfigError(f"{k}.locust_master_port", "is out of range 0..65535")
         if ld.client == "raw" and ld.scenario != "hello":
             raise ConfigError(f"{k}.scenario", "the raw client runs only the hello scenario")
 

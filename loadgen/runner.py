@@ -42,6 +42,18 @@ from loadgen.verify import Verdict, check_answer, verify_target
 
 
 @dataclass(frozen=True)
+class _Driven:
+    """What one client's drive of a trial gave: its result and how it was set up."""
+
+    result: Any  # loadgen.rawclient.LoadResult (both clients return one)
+    settings: dict[str, Any]
+    client_cpus: int  # CPUs the client could use: the base of its saturation share
+    one_process_full: bool = False
+    workers_finished: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TrialPlan:
     target: Target
     load: LoadSetting
@@ -261,55 +273,34 @@ class Runner:
     def _measure(
         self, p: TrialPlan, server: Server, base: dict[str, Any], live: Callable[[int], None]
     ) -> TrialRecord:
-        from loadgen.rawclient import LoadSpec, run_load
+        """Sample while the trial's client drives the server; assemble the record."""
         from loadgen.sampler import SamplerProcess, is_saturated, summarize
 
-        ld = p.load
-        if ld.client != "raw":
-            return self._failed(base, f"client {ld.client!r} is not available in this version")
         client_cpus = self.cfg.cpus.client
-        procs = ld.procs or len(client_cpus)
-        spec = LoadSpec(
-            host=server.host,
-            port=server.port,
-            path=p.target.hello_path,
-            connections=p.connections,
-            duration=ld.duration,
-            warmup=ld.warmup,
-            rate=ld.rate if ld.model == "open" else None,
-            procs=procs,
-            cpus=client_cpus,
-            timeout=ld.timeout,
-            kind=p.target.kind,
-            check_every=ld.check_every,
-        )
-        sample_path = self.run_dir / "samples" / (p.trial_id.replace("/", "__") + ".jsonl")
+        trial_name = p.trial_id.replace("/", "__")
         sampler = SamplerProcess(
             target_pid=server.proc.pid,
             client_pid=os.getpid(),
-            out=sample_path,
+            out=self.run_dir / "samples" / (trial_name + ".jsonl"),
             interval=self.cfg.sampler.interval,
             uss_every=self.cfg.sampler.uss_every,
             cpus=client_cpus,
         )
         sampler.start()
         try:
-            result = run_load(spec, progress=live)
+            drive = self._drive_locust if p.load.client == "locust" else self._drive_raw
+            outcome = drive(p, server, live)
         finally:
             samples = sampler.stop()
-        # A client process uses one CPU at most: saturation is judged against the CPUs it can use.
-        used_cpus = max(1, min(procs, len(client_cpus)))
-        summary = summarize(samples, result.window_start, result.window_end, used_cpus)
-        settings = {
-            "procs": procs,
-            "cpus": list(client_cpus),
-            "timeout": ld.timeout,
-            "check_every": ld.check_every,
-        }
+        if isinstance(outcome, str):
+            return self._failed(base, outcome, startup_s=server.startup_s)
+        result = outcome.result
+        summary = summarize(samples, result.window_start, result.window_end, outcome.client_cpus)
+        threshold = self.cfg.sampler.saturation_pct
         client_pct = summary.client_cpu_pct if samples else result.client_cpu_pct
         rec = dict(
             base,
-            client_settings=settings,
+            client_settings=outcome.settings,
             duration_s=result.duration_s,
             requests=result.requests,
             rps=result.rps,
@@ -327,10 +318,12 @@ class Runner:
             if result.requests
             else None,
             client_cpu_pct=client_pct,
-            client_saturated=is_saturated(client_pct, self.cfg.sampler.saturation_pct),
+            client_saturated=is_saturated(client_pct, threshold) or outcome.one_process_full,
             other_cpu_pct=summary.other_cpu_pct,
             startup_s=server.startup_s,
             idle_rss_bytes=server.idle_rss_bytes,
+            workers_finished=outcome.workers_finished,
+            extra=outcome.extra,
         )
         if not server.alive():
             code = server.proc.returncode
@@ -338,6 +331,90 @@ class Runner:
         elif result.requests == 0:
             rec.update(status="failed", failure="no good answer in the measured window")
         return TrialRecord(**rec)
+
+    def _drive_raw(
+        self, p: TrialPlan, server: Server, live: Callable[[int], None]
+    ) -> _Driven | str:
+        from loadgen.rawclient import LoadSpec, run_load
+
+        ld = p.load
+        cpus = self.cfg.cpus.client
+        procs = ld.procs or len(cpus)
+        spec = LoadSpec(
+            host=server.host,
+            port=server.port,
+            path=p.target.hello_path,
+            connections=p.connections,
+            duration=ld.duration,
+            warmup=ld.warmup,
+            rate=ld.rate if ld.model == "open" else None,
+            procs=procs,
+            cpus=cpus,
+            timeout=ld.timeout,
+            kind=p.target.kind,
+            check_every=ld.check_every,
+        )
+        settings = {
+            "procs": procs,
+            "cpus": list(cpus),
+            "timeout": ld.timeout,
+            "check_every": ld.check_every,
+            "keepalive": p.target.keepalive,
+        }
+        # One client process uses one CPU at most: saturation is judged on the CPUs it can use.
+        return _Driven(run_load(spec, progress=live), settings, max(1, min(procs, len(cpus))))
+
+    def _drive_locust(
+        self, p: TrialPlan, server: Server, live: Callable[[int], None]
+    ) -> _Driven | str:
+        from loadgen.locust_client import LocustError, LocustSpec, run_locust
+
+        ld = p.load
+        cpus = self.cfg.cpus.client
+        out_dir = self.run_dir / "locust" / p.trial_id.replace("/", "__")
+        spec = LocustSpec(
+            host=server.host,
+            port=server.port,
+            path=p.target.hello_path,
+            scenario=ld.scenario,
+            users=ld.users or p.connections,
+            spawn_rate=ld.spawn_rate,
+            duration=ld.duration,
+            warmup=ld.warmup,
+            workers=ld.locust_workers,
+            cpus=cpus,
+            kind=p.target.kind,
+            check_every=ld.check_every,
+            timeout=ld.timeout,
+            out_dir=out_dir,
+            allow_hosts=self.cfg.network.allow_hosts,
+            expect_external_workers=ld.locust_external_workers,
+            master_bind_port=ld.locust_master_port,
+        )
+        try:
+            result, info = run_locust(spec, progress=live)
+        except LocustError as exc:
+            return f"locust ({exc.stage}): {exc.reason}"
+        settings = {
+            "users": spec.users,
+            "spawn_rate": spec.spawn_rate,
+            "locust_workers": info.workers_started,
+            "cpus": list(cpus),
+            "timeout": ld.timeout,
+            "check_every": ld.check_every,
+            "locust_outputs": str(out_dir.relative_to(self.run_dir)),
+        }
+        threshold = self.cfg.sampler.saturation_pct
+        # A locust process is one gevent thread: it saturates at one core, whatever the set.
+        full = any(proc.cpu_pct >= threshold for proc in info.processes if proc.local)
+        return _Driven(
+            result,
+            settings,
+            max(1, min(len(cpus), info.workers_started or 1)),
+            one_process_full=full,
+            workers_finished=info.workers_finished if info.mode == "distributed" else None,
+            extra={"locust": info.to_dict()},
+        )
 
     def _base(self, p: TrialPlan, v: Verdict | None) -> dict[str, Any]:
         t, ld = p.target, p.load

@@ -163,3 +163,41 @@ def test_real_targets_short_run(tmp_path: Path, fixture_config: Config) -> None:
         assert r.rps > 100 and r.errors["body"] == 0 and r.errors["status"] == 0
         assert r.framework_version and r.server_version
     assert os.sched_getaffinity(0) == set(range(os.cpu_count() or 1))  # affinity restored
+
+
+def test_locust_client_through_the_runner(tmp_path: Path, fixture_config: Config) -> None:
+    """`fwbench run --client locust --locust-workers 2`: the same record format, workers counted."""
+    toml = tmp_path / "bench.toml"
+    toml.write_text(
+        f'[paths]\ntargets_dir = "{ROOT / "targets"}"\nenvs_dir = "{ROOT / ".envs"}"\n'
+        f'reports_dir = "{tmp_path / "reports"}"\n'
+        '[run]\ntargets = ["starlette"]\ntrials = 1\n'
+        '[[run.load]]\nname = "users"\nconnections = [8]\nduration = 2\nwarmup = 1\n'
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loadgen.cli",
+            "--config",
+            str(toml),
+            "run",
+            "--client",
+            "locust",
+            "--locust-workers",
+            "2",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    run_dir = Path(out.stdout.strip().splitlines()[-1])
+    (rec,) = list(read_records(run_dir / "trials.jsonl"))
+    assert rec.status == "ok", rec.failure
+    assert rec.client == "locust" and rec.client_settings["locust_workers"] == 2
+    assert rec.workers_finished == 2
+    assert rec.requests > 0 and rec.latency_ms is not None and rec.hist
+    assert rec.extra["locust"]["count_gap_pct"] <= 1.0
+    assert (run_dir / rec.client_settings["locust_outputs"]).is_dir()
