@@ -361,6 +361,12 @@ def _median_trial(summary: Summary, g: Group) -> str | None:
     return str(rows.iloc[(len(rows) - 1) // 2]["trial_id"])
 
 
+def _finite_max(values: Any) -> float:
+    """The largest finite value, 0.0 when there is none (no all-NaN warning)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.max()) if finite.size else 0.0
+
+
 @_with_style
 def resources(summary: Summary, setting: Setting) -> Figure | None:
     """Target CPU and RSS over one trial per target, as sparklines: one row per target.
@@ -386,10 +392,8 @@ def resources(summary: Summary, setting: Setting) -> Figure | None:
     fig = _figure(11.0, 1.4 + 0.3 * n)
     ax_cpu, ax_rss = fig.subplots(1, 2, sharey=True)
     t_max = max(float(d["elapsed_s"].max()) for _, d in rows) or 1.0
-    rss_top = max(float(np.nanmax(d["rss"].to_numpy(dtype=float))) for _, d in rows) or 1.0
-    cpu_peak = max(
-        float(np.nanmax(d["cpu_pct"].to_numpy(dtype=float), initial=0.0)) for _, d in rows
-    )
+    rss_top = max(_finite_max(d["rss"].to_numpy(dtype=float)) for _, d in rows) or 1.0
+    cpu_peak = max(_finite_max(d["cpu_pct"].to_numpy(dtype=float)) for _, d in rows)
     cpu_top = 100.0 * max(1, math.ceil(cpu_peak / 100.0 - 0.05))  # several workers: > 100 %
     for i, (_g, d) in enumerate(rows):
         base = n - 1 - i + 0.12
@@ -420,7 +424,7 @@ def resources(summary: Summary, setting: Setting) -> Figure | None:
         ax_rss.text(
             t_max * 1.02,
             base + 0.3,
-            f"peak {np.nanmax(rss) / 2**20:,.0f} MiB",
+            f"peak {_finite_max(rss) / 2**20:,.0f} MiB",
             fontsize=FONT - 2,
             va="center",
         )

@@ -26,6 +26,8 @@ SUBCOMMANDS = (
     "loadgen.cmd_bench",
     "analysis.cmd_report",
     "analysis.cmd_compare",
+    "analysis.cmd_check",
+    "analysis.cmd_nightly",
 )
 
 

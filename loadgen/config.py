@@ -125,7 +125,7 @@ class Ack:
 class Check:
     """Regression gates (see docs/regressions.md)."""
 
-    min_drop_pct: float = 3.0  # within-run gate: smallest median drop that alerts
+    min_drop_pct: float = 3.0  # both gates: smallest median drop (or change point) that alerts
     alpha: float = 0.01  # within-run gate: Welch's p-value, after correction across tests
     correction: Literal["holm", "bh"] = "holm"
     min_trials: int = 7  # within-run gate: trials per side

@@ -1,0 +1,146 @@
+"""``fwbench nightly``: the one command a timer calls (see docs/nightly.md).
+
+In order: build or refresh the targets' environments (cached by input hash), verify every
+target, run bench.toml's ``[nightly]`` profile (interleaved trials, as ``fwbench run``), store
+the finished run into the history database, write the report with trend charts, run both
+regression gates (``fwbench check RUN_DIR --history``: the within-run gate only when
+``check.pairs`` is set), deliver new alerts, and exit with the check's status:
+
+    0 clean · 1 regression · 2 error or not enough data · 130 interrupted
+
+A target that failed to build or verify makes a clean night exit 2 (it was not measured). An
+interrupted run is not stored (a night with half its trials would read as a drop). The last
+line of output is the report's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import sys
+import traceback
+from pathlib import Path
+
+from analysis import alerts
+from analysis.cmd_check import run_check
+from analysis.history import History, HistoryError
+from analysis.trends import embed, write_trends
+from loadgen.config import Config, to_dict
+from loadgen.envs import BuildOutcome, build_all
+from loadgen.records import read_records
+from loadgen.runner import Runner
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "nightly", help="build, verify, run the nightly profile, store, report, check, alert"
+    )
+    p.add_argument("--targets", help="comma-separated target names (default: [nightly]'s)")
+
+
+def nightly_config(cfg: Config) -> Config:
+    """The config with ``[run]`` replaced by the ``[nightly]`` profile."""
+    n = cfg.nightly
+    return cfg.override(
+        **{
+            "run.targets": list(n.targets),
+            "run.trials": n.trials,
+            "run.load": [to_dict(ld) for ld in n.load],
+        }
+    )
+
+
+def _say(text: str) -> None:
+    print(f"nightly: {text}", file=sys.stderr, flush=True)
+
+
+def write_nightly_report(cfg: Config, history: History, run_dir: Path) -> Path:
+    """The run's report (``analysis.report`` when present) with the trends section embedded."""
+    reports_dir = cfg.path("reports_dir")
+    try:
+        from analysis.report import write_report
+    except ImportError:  # no report module: a page of trends alone
+        return _trends_page(history, reports_dir / run_dir.name, run_dir.name)
+    page = write_report([run_dir], None, reports_dir)
+    trends = write_trends(history, page.parent)
+    if trends is not None:
+        page.write_text(embed(page.read_text(encoding="utf-8"), trends.html), "utf-8")
+    return page
+
+
+def _trends_page(history: History, out: Path, title: str) -> Path:
+    trends = write_trends(history, out)
+    page = out / "index.html"
+    section = trends.html if trends is not None else "<p>No history yet.</p>"
+    page.write_text(
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>fwbench nightly · {html.escape(title)}</title></head><body>"
+        f"<h1>fwbench nightly · {html.escape(title)}</h1>\n{section}\n</body></html>\n",
+        encoding="utf-8",
+    )
+    return page
+
+
+def run(args: argparse.Namespace) -> int:
+    from loadgen.cli import config_from, discover_targets
+    from loadgen.cmd_run import execute
+
+    cfg = nightly_config(config_from(args))
+    names = [n.strip() for n in args.targets.split(",") if n.strip()] if args.targets else []
+    targets = discover_targets(cfg, names)
+    if not targets:
+        _say("no target to run")
+        return alerts.EXIT_ERROR
+
+    def built(i: int, n: int, o: BuildOutcome) -> None:
+        state = (
+            f"FAILED: {o.error}"
+            if o.env is None
+            else ("cached" if o.env.cached else f"built in {o.env.build_s:.1f} s")
+        )
+        _say(f"environment [{i}/{n}] {o.target}: {state}")
+
+    outcomes = build_all(targets, cfg.path("envs_dir"), report=built)
+    runner = Runner(cfg, targets)
+    code = execute(runner)  # verifies, then runs the matrix
+    if code == 130:
+        _say(f"interrupted; {runner.run_dir} is kept but not stored in the history")
+        print(runner.run_dir)
+        return 130
+    trouble = [f"{o.target}: environment failed: {o.error}" for o in outcomes if o.env is None]
+    trouble += [f"{v.target}: verification failed" for v in runner.verdicts.values() if not v.ok]
+    records = list(read_records(runner.trials_path))
+    failed = [r for r in records if r.status != "ok"]
+    if failed:
+        trouble.append(f"{len(failed)} of {len(records)} trials failed")
+    try:
+        with History(cfg.path("history")) as history:
+            stored = history.store_run(runner.run_dir, profile="nightly")
+            _say(f"stored run {stored.run_id}: {stored.trials} trials in {history.path}")
+            try:
+                page = write_nightly_report(cfg, history, runner.run_dir)
+            except Exception as exc:  # the data is safe in the history: say why, go on
+                _say(f"report failed: {type(exc).__name__}: {exc}")
+                page = runner.run_dir
+    except HistoryError as exc:
+        _say(f"history: {exc}")
+        print(runner.run_dir)
+        return alerts.EXIT_ERROR
+    out_dir = page.parent if page.is_file() else runner.run_dir
+    try:
+        result = run_check(cfg, run_dir=runner.run_dir, history_gate=True, out_dir=out_dir)
+    except Exception:  # exit 1 means "regression": a crash must not look like one
+        traceback.print_exc()
+        _say("check failed (see above)")
+        print(page)
+        return alerts.EXIT_ERROR
+    print(result.markdown)
+    for t in trouble:
+        _say(t)
+    _say(f"webhook: {result.delivery.describe()}")
+    _say(f"regressions: {result.json_path}")
+    status = result.status
+    if status == alerts.EXIT_CLEAN and trouble:
+        status = alerts.EXIT_ERROR
+    print(page)
+    return status

@@ -1,0 +1,525 @@
+"""The history store: one embedded SQLite database of runs, trials, machines and alert states.
+
+Theory of operation
+-------------------
+- **One file** (``paths.history``, default ``reports/history.sqlite``), opened in WAL mode:
+  readers never block the writer and a crash never leaves a torn page.
+- **Every write is one transaction** begun with ``BEGIN IMMEDIATE``: the write lock is taken
+  up front, so two processes storing at once queue on the busy timeout instead of failing
+  half-way, and a process that dies inside a transaction leaves nothing of it visible (SQLite
+  rolls the WAL back on the next open). A run is stored whole or not at all.
+- **Schema version** in ``PRAGMA user_version``, raised by the ordered :data:`MIGRATIONS`, each
+  applied in its own transaction. A database newer than this code is refused, not guessed at.
+- **What is kept**: a row per run (header, machine fingerprint, night), a row per trial (the
+  figures the gates read, plus the record as JSON without its latency histograms, which stay
+  in the run directory), a row per machine fingerprint, and a row per alert with its delivery
+  state (see :mod:`analysis.alerts`). Trials of an interrupted run are never stored.
+
+Nightly points: the history gate and the trend charts read one point per run and series
+(target, load setting, connections): the median over the run's good trials of requests/s,
+p50 and p99 latency (:meth:`History.series`), only from runs of one machine fingerprint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import statistics
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from loadgen.records import TrialRecord, read_records
+
+BUSY_TIMEOUT_S = 60.0
+"""How long a writer waits for another one to finish before giving up."""
+
+
+class HistoryError(RuntimeError):
+    """The history database cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "runs, trials, machines and alert states",
+        (
+            """CREATE TABLE machines (
+                fingerprint TEXT PRIMARY KEY,
+                info TEXT NOT NULL,
+                first_seen TEXT NOT NULL
+            )""",
+            """CREATE TABLE runs (
+                run_id TEXT PRIMARY KEY,
+                started_at TEXT NOT NULL,
+                night TEXT NOT NULL,
+                finished_at TEXT,
+                profile TEXT NOT NULL,
+                fingerprint TEXT NOT NULL REFERENCES machines(fingerprint),
+                suite_commit TEXT NOT NULL,
+                machine_warnings TEXT NOT NULL,
+                header TEXT NOT NULL,
+                stored_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX runs_by_machine ON runs(fingerprint, started_at)",
+            """CREATE TABLE trials (
+                run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+                trial_id TEXT NOT NULL,
+                target TEXT NOT NULL,
+                load TEXT NOT NULL,
+                connections INTEGER NOT NULL,
+                trial INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                rps REAL,
+                p50_ms REAL,
+                p99_ms REAL,
+                errors INTEGER NOT NULL,
+                client_saturated INTEGER NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (run_id, trial_id)
+            )""",
+            """CREATE TABLE alerts (
+                alert_key TEXT PRIMARY KEY,
+                gate TEXT NOT NULL CHECK (gate IN ('within', 'history')),
+                series TEXT NOT NULL,
+                metric TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                change_run_id TEXT NOT NULL,
+                change_date TEXT NOT NULL,
+                first_seen TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                delivery TEXT NOT NULL CHECK (delivery IN ('pending', 'sent', 'none')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                last_error TEXT NOT NULL DEFAULT '',
+                delivered_at TEXT
+            )""",
+            "CREATE INDEX alerts_by_series ON alerts(fingerprint, series, metric)",
+        ),
+    ),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    started_at: str
+    night: str
+    profile: str
+    fingerprint: str
+    trials: int
+    machine_warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class NightPoint:
+    """One run's figures for one series: medians over its good trials."""
+
+    run_id: str
+    night: str
+    started_at: str
+    rps: float
+    p50: float | None
+    p99: float | None
+    trials: int
+
+    def value(self, metric: str) -> float | None:
+        v: float | None = getattr(self, metric)
+        return v
+
+
+SeriesKey = tuple[str, str, int]  # (target, load, connections)
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    key: str
+    gate: str
+    series: str
+    metric: str
+    fingerprint: str
+    change_run_id: str
+    change_date: str
+    first_seen: str
+    payload: dict[str, Any]
+    delivery: str  # pending | sent | none
+    attempts: int
+    last_error: str
+    delivered_at: str | None
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """An alert to record: what identifies it, and what to tell (a finding as a dict)."""
+
+    key: str
+    gate: str
+    series: str
+    metric: str
+    fingerprint: str
+    change_run_id: str
+    change_date: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def night_of(started_at: str) -> str:
+    """The night a run belongs to: the UTC date it started."""
+    return started_at[:10]
+
+
+class History:
+    """An open history database. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        timeout: float = BUSY_TIMEOUT_S,
+        migrations: Sequence[Migration] = MIGRATIONS,
+    ) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{self.path}: cannot open: {exc}") from None
+        try:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            mode = self.conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise HistoryError(f"{self.path}: cannot use WAL mode (got {mode})")
+            self.conn.execute("PRAGMA synchronous = FULL")
+            self.conn.execute("PRAGMA foreign_keys = ON")
+            migrate(self.conn, migrations, str(self.path))
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise HistoryError(f"{self.path}: {exc}") from None
+        except HistoryError:
+            self.conn.close()
+            raise
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; any exception rolls everything back.
+
+        SQLite's own errors (a lock held past the busy timeout, a full disk) come out as
+        :class:`HistoryError`.
+        """
+        try:
+            with _transaction(self.conn):
+                yield self.conn
+        except sqlite3.Error as exc:
+            raise HistoryError(f"{self.path}: {exc}") from exc
+
+    @property
+    def version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def store_run(self, run_dir: Path, *, profile: str = "nightly") -> RunRow:
+        """Store a finished run directory (run.json + trials.jsonl) in one transaction."""
+        header_path = run_dir / "run.json"
+        try:
+            header = json.loads(header_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise HistoryError(f"{header_path}: cannot read: {exc}") from None
+        return self.store(header, read_records(run_dir / "trials.jsonl"), profile=profile)
+
+    def store(
+        self,
+        header: Mapping[str, Any],
+        records: Iterable[TrialRecord],
+        *,
+        profile: str = "nightly",
+    ) -> RunRow:
+        """Store one run: its machine, header and every trial, all or nothing.
+
+        Storing a run id again replaces it (its trials are rewritten). An interrupted or
+        unfinished run is refused: a night with half its trials would read as a drop.
+        """
+        run_id = str(header.get("run_id") or "")
+        if not run_id:
+            raise HistoryError("run header has no run_id")
+        if header.get("interrupted") or not header.get("finished_at"):
+            raise HistoryError(f"run {run_id} did not finish; it is not stored")
+        started = str(header.get("started_at") or "")
+        if not started:
+            raise HistoryError(f"run {run_id} has no started_at")
+        machine = dict(header.get("machine") or {})
+        fp = str(machine.get("fingerprint") or "")
+        if not fp:
+            raise HistoryError(f"run {run_id} has no machine fingerprint")
+        warnings = list(header.get("machine_warnings") or [])
+        slim_header = {k: v for k, v in header.items() if k not in ("machine",)}
+        n = 0
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO machines (fingerprint, info, first_seen) VALUES (?, ?, ?)",
+                (fp, json.dumps(machine, sort_keys=True), now_iso()),
+            )
+            db.execute("DELETE FROM trials WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            db.execute(
+                "INSERT INTO runs (run_id, started_at, night, finished_at, profile, fingerprint,"
+                " suite_commit, machine_warnings, header, stored_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    started,
+                    night_of(started),
+                    header.get("finished_at"),
+                    profile,
+                    fp,
+                    str(machine.get("suite_commit") or ""),
+                    json.dumps(warnings),
+                    json.dumps(slim_header, sort_keys=True),
+                    now_iso(),
+                ),
+            )
+            for rec in records:
+                if rec.run_id != run_id:
+                    raise HistoryError(f"trial {rec.trial_id} belongs to run {rec.run_id}")
+                db.execute(
+                    "INSERT INTO trials (run_id, trial_id, target, load, connections, trial,"
+                    " status, rps, p50_ms, p99_ms, errors, client_saturated, record)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _trial_row(rec),
+                )
+                n += 1
+        return RunRow(run_id, started, night_of(started), profile, fp, n, tuple(warnings))
+
+    def runs(self, fingerprint: str | None = None) -> list[RunRow]:
+        """Stored runs, oldest first (of one machine when ``fingerprint`` is given)."""
+        sql = (
+            "SELECT r.run_id, r.started_at, r.night, r.profile, r.fingerprint,"
+            " (SELECT COUNT(*) FROM trials t WHERE t.run_id = r.run_id), r.machine_warnings"
+            " FROM runs r"
+        )
+        args: tuple[Any, ...] = ()
+        if fingerprint is not None:
+            sql += " WHERE r.fingerprint = ?"
+            args = (fingerprint,)
+        sql += " ORDER BY r.started_at, r.run_id"
+        return [
+            RunRow(a, b, c, d, e, int(f), tuple(json.loads(g)))
+            for a, b, c, d, e, f, g in self.conn.execute(sql, args)
+        ]
+
+    def latest_run(self) -> RunRow | None:
+        runs = self.runs()
+        return runs[-1] if runs else None
+
+    def fingerprints(self) -> dict[str, int]:
+        """Machine fingerprint -> number of runs stored from it."""
+        rows = self.conn.execute("SELECT fingerprint, COUNT(*) FROM runs GROUP BY fingerprint")
+        return {fp: int(n) for fp, n in rows}
+
+    def machine(self, fingerprint: str) -> dict[str, Any]:
+        row = self.conn.execute(
+            "SELECT info FROM machines WHERE fingerprint = ?", (fingerprint,)
+        ).fetchone()
+        return dict(json.loads(row[0])) if row else {}
+
+    def series(self, fingerprint: str) -> dict[SeriesKey, list[NightPoint]]:
+        """One point per run for every (target, load, connections) of one machine, oldest first.
+
+        A point is the median over the run's good trials; a run where a series has no good
+        trial has no point in it (the gap is visible as a missing night).
+        """
+        rows = self.conn.execute(
+            "SELECT r.run_id, r.night, r.started_at, t.target, t.load, t.connections,"
+            " t.rps, t.p50_ms, t.p99_ms"
+            " FROM trials t JOIN runs r ON r.run_id = t.run_id"
+            " WHERE r.fingerprint = ? AND t.status = 'ok'"
+            " ORDER BY r.started_at, r.run_id",
+            (fingerprint,),
+        )
+        grouped: dict[SeriesKey, dict[str, list[tuple[str, str, float, Any, Any]]]] = {}
+        for run_id, night, started, target, load, conns, rps, p50, p99 in rows:
+            key = (str(target), str(load), int(conns))
+            grouped.setdefault(key, {}).setdefault(run_id, []).append(
+                (night, started, float(rps), p50, p99)
+            )
+        out: dict[SeriesKey, list[NightPoint]] = {}
+        for key, by_run in grouped.items():
+            points = []
+            for run_id, trials in by_run.items():  # insertion order is run order
+                night, started = trials[0][0], trials[0][1]
+                points.append(
+                    NightPoint(
+                        run_id=run_id,
+                        night=night,
+                        started_at=started,
+                        rps=statistics.median(t[2] for t in trials),
+                        p50=_median([t[3] for t in trials]),
+                        p99=_median([t[4] for t in trials]),
+                        trials=len(trials),
+                    )
+                )
+            out[key] = points
+        return dict(sorted(out.items()))
+
+    # -- alert states --------------------------------------------------------------------------
+
+    def alerts(
+        self,
+        *,
+        fingerprint: str | None = None,
+        series: str | None = None,
+        metric: str | None = None,
+        delivery: str | None = None,
+    ) -> list[AlertRow]:
+        clauses, args = [], []
+        for col, val in (
+            ("fingerprint", fingerprint),
+            ("series", series),
+            ("metric", metric),
+            ("delivery", delivery),
+        ):
+            if val is not None:
+                clauses.append(f"{col} = ?")
+                args.append(val)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.conn.execute(
+            "SELECT alert_key, gate, series, metric, fingerprint, change_run_id, change_date,"
+            f" first_seen, payload, delivery, attempts, last_error, delivered_at FROM alerts"
+            f"{where} ORDER BY first_seen, alert_key",
+            args,
+        )
+        return [
+            AlertRow(a, b, c, d, e, f, g, h, json.loads(i), j, int(k), lerr, m)
+            for a, b, c, d, e, f, g, h, i, j, k, lerr, m in rows
+        ]
+
+    def add_alerts(self, alerts: Sequence[NewAlert], *, deliver: bool) -> list[str]:
+        """Record alerts not recorded yet; returns the keys that were new.
+
+        ``deliver``: new alerts wait for the webhook (``pending``); otherwise ``none``.
+        """
+        new: list[str] = []
+        state = "pending" if deliver else "none"
+        with self.transaction() as db:
+            for a in alerts:
+                cur = db.execute(
+                    "INSERT OR IGNORE INTO alerts (alert_key, gate, series, metric, fingerprint,"
+                    " change_run_id, change_date, first_seen, payload, delivery)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        a.key,
+                        a.gate,
+                        a.series,
+                        a.metric,
+                        a.fingerprint,
+                        a.change_run_id,
+                        a.change_date,
+                        now_iso(),
+                        json.dumps(dict(a.payload), sort_keys=True),
+                        state,
+                    ),
+                )
+                if cur.rowcount:
+                    new.append(a.key)
+        return new
+
+    def mark_sent(self, keys: Sequence[str]) -> None:
+        when = now_iso()
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE alerts SET delivery = 'sent', attempts = attempts + 1, last_error = '',"
+                " delivered_at = ? WHERE alert_key = ?",
+                [(when, k) for k in keys],
+            )
+
+    def mark_failed(self, keys: Sequence[str], error: str) -> None:
+        with self.transaction() as db:
+            db.executemany(
+                "UPDATE alerts SET attempts = attempts + 1, last_error = ? WHERE alert_key = ?",
+                [(error[:500], k) for k in keys],
+            )
+
+
+def migrate(conn: sqlite3.Connection, migrations: Sequence[Migration], name: str) -> int:
+    """Bring the schema up to the last migration; returns the version reached."""
+    latest = migrations[-1].version if migrations else 0
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if current > latest:
+        raise HistoryError(
+            f"{name}: history schema version {current} is newer than this fwbench knows "
+            f"({latest}); use a newer fwbench or another history file"
+        )
+    for m in migrations:
+        if m.version <= current:
+            continue
+        with _transaction(conn):
+            # Another process may have migrated while we waited for the lock: read again.
+            now = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            if m.version <= now:
+                continue
+            for statement in m.statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(m.version)}")
+        current = m.version
+    return current
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _median(values: Sequence[Any]) -> float | None:
+    known = [float(v) for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def _trial_row(rec: TrialRecord) -> tuple[Any, ...]:
+    lat = rec.latency_ms
+    record = rec.to_dict()
+    record.pop("hist", None)  # the histograms stay in the run directory
+    record.pop("hist_uncorrected", None)
+    return (
+        rec.run_id,
+        rec.trial_id,
+        rec.target,
+        rec.load,
+        rec.connections,
+        rec.trial,
+        rec.status,
+        rec.rps,
+        lat.p50 if lat else None,
+        lat.p99 if lat else None,
+        rec.error_count,
+        int(rec.client_saturated),
+        json.dumps(record, sort_keys=True),
+    )

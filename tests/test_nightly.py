@@ -1,0 +1,83 @@
+"""``fwbench nightly`` end to end: a tiny profile over a fixture target, on top of a history
+of earlier nights from this machine; it leaves the run in the history, a report with trend
+charts, regressions.json beside it, and the check's exit status."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.history import History
+from analysis.synthetic import store_nights
+from loadgen import machine
+from loadgen.config import load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "targets"
+
+# `fwbench` with the check and nightly commands registered (harmless once cli.py lists them).
+FWBENCH = (
+    "import sys, loadgen.cli as c\n"
+    "c.SUBCOMMANDS = (*c.SUBCOMMANDS, *(m for m in ('analysis.cmd_check', "
+    "'analysis.cmd_nightly') if m not in c.SUBCOMMANDS))\n"
+    "sys.exit(c.main())\n"
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def test_nightly_end_to_end(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    toml = tmp_path / "bench.toml"
+    toml.write_text(
+        f'[paths]\ntargets_dir = "{FIXTURES}"\nenvs_dir = "{ROOT / ".envs"}"\n'
+        f'reports_dir = "{reports}"\nhistory = "{reports / "history.sqlite"}"\n'
+        '[nightly]\ntargets = ["fx-knob-base"]\ntrials = 2\n'
+        '[[nightly.load]]\nname = "tiny"\nconnections = [2]\nduration = 0.8\nwarmup = 0.2\n'
+    )
+    cfg = load_config(toml)
+    here = machine.fingerprint(cfg.cpus.server, cfg.cpus.client, Path(cfg.root))
+    first = (datetime.now(UTC) - timedelta(days=12)).date()
+    earlier = (20_000 * (1 + np.random.default_rng(1).normal(0, 0.01, 8))).tolist()
+    with History(reports / "history.sqlite") as h:  # eight earlier nights, this machine
+        store_nights(h, {"fx-knob-base": earlier}, first_night=first, machine=here,
+                     load="tiny", connections=2)  # fmt: skip
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FWBENCH_WEBHOOK")}
+    proc = subprocess.run(
+        [sys.executable, "-c", FWBENCH, "--config", str(toml), "nightly"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    page = Path(proc.stdout.strip().splitlines()[-1])  # the last line: the report
+    assert page.name == "index.html" and page.is_file()
+    html = page.read_text()
+    assert '<section id="trends">' in html and "data:image/png;base64," in html
+    assert (page.parent / "trends" / "trend-rps.png").stat().st_size > 0
+    assert (page.parent / "trends" / "trends.md").read_text().startswith("## Trends")
+    doc = json.loads((page.parent / "regressions.json").read_text())
+    assert (doc["status"], doc["exit_code"], doc["machine"]) == ("clean", 0, here["fingerprint"])
+    assert "environment [1/1] fx-knob-base" in proc.stderr
+    assert "stored run" in proc.stderr
+
+    with History(reports / "history.sqlite") as h:
+        runs = h.runs()
+        assert len(runs) == 9 and runs[-1].profile == "nightly" and runs[-1].trials == 2
+        assert runs[-1].fingerprint == here["fingerprint"]
+        assert list(runs[-1].machine_warnings) == machine.warnings(here)
+        points = h.series(str(here["fingerprint"]))[("fx-knob-base", "tiny", 2)]
+        assert len(points) == 9 and points[-1].rps > 100
+    run_dir = reports / "runs" / runs[-1].run_id
+    assert json.loads((run_dir / "run.json").read_text())["finished_at"]
+    with sqlite3.connect(reports / "history.sqlite") as db:
+        statuses = [s for (s,) in db.execute("SELECT status FROM trials WHERE run_id = ?",
+                                             (runs[-1].run_id,))]  # fmt: skip
+    assert statuses == ["ok", "ok"]
