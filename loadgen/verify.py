@@ -163,7 +163,9 @@ def check_keepalive(target: Target, host: str, port: int, date_gap: float = 1.1)
         else:
             checks.append(Check("keepalive", "fail", why))
         if b is None:
-            b = _request(_fresh(conn, host, port), target.hello_path)
+            conn.close()
+            conn = http.client.HTTPConnection(host, port, timeout=5.0)
+            b = _request(conn, target.hello_path)
         da, db = a.headers.get("date"), b.headers.get("date")
         if da and db and da == db:
             checks.append(Check("fresh_date", "warn", f"Date {da!r} unchanged after {date_gap} s"))
@@ -172,11 +174,6 @@ def check_keepalive(target: Target, host: str, port: int, date_gap: float = 1.1)
     finally:
         conn.close()
     return checks
-
-
-def _fresh(conn: http.client.HTTPConnection, host: str, port: int) -> http.client.HTTPConnection:
-    conn.close()
-    return http.client.HTTPConnection(host, port, timeout=5.0)
 
 
 def check_template(target: Target) -> Check:
