@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fwbench-installed
 
-.PHONY: bench test setup lint clean
+.PHONY: bench test setup lint clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,18 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check loadgen analysis tests
 	$(BIN)/mypy
 
-test: lint
+# Debian packages the tests use: Chromium renders the HTML report in the browser test.
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+	      || echo "warning: could not install chromium: the browser test will be skipped"; \
+	  else \
+	    echo "chromium is not installed (and this is not root): the browser test will be skipped"; \
+	  fi; \
+	fi
+
+test: lint system-deps
 	$(BIN)/python -m pytest
 
 clean:
