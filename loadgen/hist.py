@@ -19,7 +19,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US = 1
@@ -87,6 +86,10 @@ class Histogram:
         """Record many nanosecond latencies at once (rounded to the nearest microsecond)."""
         if not len(samples_ns):
             return
+        # Imported here, after the window: numpy's import (and its BLAS threads) stays off the
+        # client's hot path and out of worker processes until their measurement is over.
+        import numpy as np
+
         if isinstance(samples_ns, array):
             values = np.frombuffer(samples_ns, dtype=np.int64)
         else:

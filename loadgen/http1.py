@@ -21,10 +21,13 @@ Every completed answer is classified at once, into one counter:
 * ``"body"``: a 2xx answer whose sampled body fails :func:`loadgen.checks.body_ok`.
 
 Body checks are sampled: every ``check_every``-th answer of a connection is checked, the others
-cost one list append for their body chunk. Malformed input raises :class:`ParseError` (error kind
-``"parse"``); the connection is then unusable and the transport opens a new one. An answer that
-says ``Connection: close`` (or an HTTP/1.0 answer without keep-alive) sets :attr:`must_close`: the
-transport closes the socket, reconnects, counts a reconnect and calls :meth:`ResponseParser.reset`.
+cost one list append for their body chunk. Repeats of one answer are counted without llhttp (see
+:class:`ResponseParser`, "known answers"): against nginx, the client parses a couple of answers
+per connection per second, and compares bytes for the rest. Malformed input raises
+:data:`ParseError` (error kind ``"parse"``); the connection is then unusable and the transport
+opens a new one. An answer that says ``Connection: close`` (or an HTTP/1.0 answer without
+keep-alive) sets :attr:`ResponseParser.must_close`: the transport closes the socket, reconnects,
+counts a reconnect and calls :meth:`ResponseParser.reset`.
 
 The transport kinds of error (``"connect"``, ``"timeout"``, ``"reset"``) are named here too so
 that every part of the client counts with one vocabulary, :data:`ERROR_KINDS`.
@@ -48,8 +51,11 @@ DEFAULT_CHECK_EVERY = 100
 """Check the body of one answer in this many, per connection (about 1 %)."""
 
 
-class ParseError(Exception):
-    """The peer sent bytes that are not a valid HTTP/1.1 response (error kind ``"parse"``)."""
+ParseError: type[Exception] = httptools.HttpParserError
+"""Raised on bytes that are not a valid HTTP/1.1 response (error kind ``"parse"``).
+
+It is httptools' own error class, so the hot path can call the C parser without a wrapper.
+"""
 
 
 def host_header_value(host: str, port: int) -> str:
@@ -89,29 +95,59 @@ class Answer:
     """``"status"`` or ``"body"`` for a bad answer, None for a good one."""
 
 
+class KnownAnswer:
+    """The answer last remembered by any of the parsers that share this object.
+
+    The connections of one client process all talk to one server: when one of them has learnt
+    the answer of the moment, the others take it over at their first copy of it, and all of them
+    compare incoming bytes with one object, hot in the CPU cache, instead of one each.
+    """
+
+    __slots__ = ("data", "error")
+
+    def __init__(self) -> None:
+        self.data: bytes | None = None
+        self.error: ErrorKind | None = None
+
+
 class ResponseParser:
     """Parses the answers arriving on one connection and counts them by outcome.
 
     Feed it every chunk read from the socket with :meth:`feed`; it returns how many answers the
     chunk completed. Counters only grow (a run subtracts a snapshot taken at the start of its
     measured window), so they can be read at any time.
+
+    Known answers: a server under load sends the same bytes again and again (with nginx, only
+    the ``Date`` header changes, once a second). When two chunks in a row each held exactly one
+    whole answer, from one message boundary to the next, and were byte-identical, the parser
+    remembers that answer with its verdict (good, ``"status"`` or ``"body"``: its body is checked
+    then if its sample did not check it). From then on, a chunk equal to it is counted with that
+    verdict at the cost of one ``bytes`` comparison, without running llhttp: the same bytes
+    from the same parser state make the same events. Answers that vary are parsed one by one
+    and their bodies sampled as usual. Parsers given one :class:`KnownAnswer` share what they
+    learn.
     """
 
     __slots__ = (
         "_check_every",
         "_check_in",
+        "_checked",
         "_chunks",
-        "_feed_data",
         "_keep_alive",
         "_kind",
-        "_parser",
+        "_known",
+        "_known_error",
+        "_open",
+        "_previous",
+        "_shared",
         "_status_code",
+        "_verdict",
         "answers",
         "body_errors",
         "done",
+        "feed_data",
         "keep",
         "must_close",
-        "ok",
         "on_body",
         "status_errors",
     )
@@ -121,12 +157,14 @@ class ResponseParser:
         kind: Kind | None = None,
         check_every: int = DEFAULT_CHECK_EVERY,
         keep_answers: bool = False,
+        shared: KnownAnswer | None = None,
     ) -> None:
         """``kind`` names the body check (None: bodies are never looked at).
 
         ``check_every``: check one answer in this many (1 checks them all). ``keep_answers``:
         keep an :class:`Answer` for every completed answer in :attr:`answers` (tests, debugging;
-        it captures every body).
+        it captures every body and turns the known-answer shortcut off). ``shared``: the known
+        answer of a group of parsers reading from the same server with the same ``kind``.
         """
         if check_every < 1:
             raise ValueError("check_every must be at least 1")
@@ -134,96 +172,151 @@ class ResponseParser:
         self._check_every = check_every
         # The first answer of a connection is checked, then one in ``check_every``.
         self._check_in = 1
-        self._chunks: list[bytes] = []
         self.keep = keep_answers
         self.answers: list[Answer] = []
-        # llhttp looks the callbacks up once, when the parser is made: without ``on_body`` it
-        # never builds body objects at all. With a check configured, a body chunk costs one
-        # C-level list append.
-        self.on_body: Callable[[bytes], None] | None = (
-            self._chunks.append if kind is not None or keep_answers else None
+        # llhttp looks its callbacks up once, when a parser is made: without ``on_body`` it never
+        # builds body objects at all. With a check configured, a body chunk costs one C-level
+        # list append; the list is emptied when the next answer begins.
+        self._chunks: list[bytes] | None = [] if kind is not None or keep_answers else None
+        self.on_body: Callable[[bytes], object] | None = (
+            None if self._chunks is None else self._chunks.append
         )
         self.done = 0
-        """Answers completed (any outcome)."""
-        self.ok = 0
+        """Answers completed, whatever their outcome."""
         self.status_errors = 0
         self.body_errors = 0
         self.must_close = False
         """The last answer asked for the connection to be closed."""
+        self._open = 0
+        """Answers begun and not yet complete: 0 between two messages."""
+        self._previous: bytes | None = None
+        self._known: bytes | None = None
+        self._known_error: ErrorKind | None = None
+        self._shared = KnownAnswer() if shared is None else shared
+        self._verdict: ErrorKind | None = None
+        self._checked = False
         self._new_parser()
 
     def _new_parser(self) -> None:
-        # llhttp reads ``on_body`` (None: no body callback) and ``on_message_complete`` here.
+        # llhttp reads its callbacks here: ``on_message_begin``, ``on_message_complete`` and
+        # ``on_body`` (None: no body callback); no header ever reaches Python.
         parser = httptools.HttpResponseParser(self)
-        self._parser = parser
-        self._feed_data: Callable[[bytes], None] = parser.feed_data
+        self.feed_data: Callable[[bytes], None] = parser.feed_data
+        """The C parser's own feed: no known-answer shortcut."""
         self._status_code: Callable[[], int] = parser.get_status_code
         self._keep_alive: Callable[[], bool] = parser.should_keep_alive
 
+    @property
+    def ok(self) -> int:
+        """Good answers: 2xx, with a right body where one was checked."""
+        return self.done - self.status_errors - self.body_errors
+
     def reset(self) -> None:
         """Start over on a new connection: fresh parser state, counters kept."""
-        self._chunks.clear()
+        if self._chunks is not None:
+            self._chunks.clear()
         self.must_close = False
+        self._open = 0
+        self._previous = None
         self._new_parser()
 
     def feed(self, data: bytes) -> int:
         """Parse ``data``; return the number of answers it completed.
 
-        Raises :class:`ParseError` on malformed input; the parser must then be :meth:`reset`
+        Raises :data:`ParseError` on malformed input; the parser must then be :meth:`reset`
         (on a new connection) before it is fed again.
         """
+        if data == self._known:
+            self.done += 1
+            if self._known_error is not None:
+                self._count(self._known_error)
+            return 1
+        if not self._open:
+            shared = self._shared
+            if data == shared.data:  # learnt by another connection: take it over
+                self._known = shared.data
+                self._known_error = shared.error
+                self.done += 1
+                if shared.error is not None:
+                    self._count(shared.error)
+                return 1
         before = self.done
-        try:
-            self._feed_data(data)
-        except httptools.HttpParserError as exc:
-            raise ParseError(str(exc) or type(exc).__name__) from exc
-        return self.done - before
+        between = not self._open
+        self.feed_data(data)
+        done = self.done - before
+        if done == 1 and between and not self._open:
+            # Exactly one whole answer, from one message boundary to the next.
+            if data == self._previous and not self.must_close and not self.keep:
+                self._remember(data)
+            self._previous = data
+        elif self._open:
+            self._known = self._previous = None  # inside an answer: no shortcut
+        return done
+
+    def _remember(self, data: bytes) -> None:
+        verdict = self._verdict
+        unchecked = verdict is None and self._kind is not None and not self._checked
+        if unchecked and not body_ok(self._kind or "html", b"".join(self._chunks or ())):
+            verdict = "body"
+            self.body_errors += 1
+        self._known = data
+        self._known_error = verdict
+        self._shared.data = data
+        self._shared.error = verdict
+
+    def _count(self, error: ErrorKind) -> None:
+        if error == "status":
+            self.status_errors += 1
+        else:
+            self.body_errors += 1
+
+    def on_message_begin(self) -> None:
+        """llhttp callback: an answer starts."""
+        self._open += 1
+        if self._chunks is not None:
+            self._chunks.clear()
 
     def on_message_complete(self) -> None:
         """llhttp callback: one answer is complete; classify and count it."""
         self.done += 1
+        self._open -= 1
         status = self._status_code()
+        verdict: ErrorKind | None = None
+        if not 200 <= status < 300:
+            verdict = "status"
+            self.status_errors += 1
         if not self._keep_alive():
             self.must_close = True
-        if self.on_body is None:
-            if 200 <= status < 300:
-                self.ok += 1
-            else:
-                self.status_errors += 1
-            return
-        self._complete_with_body(status)
-
-    def _complete_with_body(self, status: int) -> None:
         chunks = self._chunks
-        error: ErrorKind | None = None
-        body: bytes | None = None
-        if not 200 <= status < 300:
-            error = "status"
-            self.status_errors += 1
-        if self._kind is not None:
+        if chunks is not None:
+            self._checked = False
             self._check_in -= 1
-            if self._check_in <= 0:
-                self._check_in = self._check_every
-                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                if error is None and not body_ok(self._kind, body):
-                    error = "body"
-                    self.body_errors += 1
-        if error is None:
-            self.ok += 1
-        if self.keep:
-            if body is None:
-                body = b"".join(chunks)
-            self.answers.append(Answer(status, not self.must_close, body, error))
-        chunks.clear()
+            if self._check_in <= 0 or self.keep:
+                verdict = self._finish_captured(status, chunks, verdict)
+        self._verdict = verdict
 
-    def counts(self) -> dict[ErrorKind | Literal["ok"], int]:
+    def _finish_captured(
+        self, status: int, chunks: list[bytes], verdict: ErrorKind | None
+    ) -> ErrorKind | None:
+        """Check (when sampled) and keep (when asked) a captured answer; return its verdict."""
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self._check_in <= 0:
+            self._check_in = self._check_every
+            if self._kind is not None and verdict is None:
+                self._checked = True
+                if not body_ok(self._kind, body):
+                    verdict = "body"
+                    self.body_errors += 1
+        if self.keep:
+            self.answers.append(Answer(status, not self.must_close, body, verdict))
+        return verdict
+
+    def counts(self) -> dict[str, int]:
         """The counters by outcome."""
         return {"ok": self.ok, "status": self.status_errors, "body": self.body_errors}
 
 
-def parse_answers(
-    data: bytes, kind: Kind | None = None, check_every: int = 1
-) -> list[Answer]:
+def parse_answers(data: bytes, kind: Kind | None = None, check_every: int = 1) -> list[Answer]:
     """Every answer in ``data`` as plain values (a convenience for tests and tools)."""
     parser = ResponseParser(kind, check_every, keep_answers=True)
     parser.feed(data)
