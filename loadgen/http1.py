@@ -69,18 +69,24 @@ def host_header_value(host: str, port: int) -> str:
     return name if port == 80 else f"{name}:{port}"
 
 
-def encode_request(path: str, host_header: str) -> bytes:
+def _never() -> bool:
+    return False
+
+
+def encode_request(path: str, host_header: str, close: bool = False) -> bytes:
     """The bytes of one keep-alive ``GET`` request, built once per run.
 
     HTTP/1.1 connections are persistent unless a side says ``Connection: close``, so the request
-    carries only the request line and ``Host``, exactly as wrk sends it.
+    carries only the request line and ``Host``, exactly as wrk sends it. ``close`` asks for a
+    new connection per request (for a server that cannot keep alive, as Growler).
     """
     if not path.startswith("/"):
         raise ValueError(f"path must start with '/': {path!r}")
     for text, what in ((path, "path"), (host_header, "host header")):
         if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
             raise ValueError(f"{what} must not hold spaces or control characters: {text!r}")
-    return f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\n\r\n".encode("ascii")
+    extra = "Connection: close\r\n" if close else ""
+    return f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\n{extra}\r\n".encode("ascii")
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +136,7 @@ class ResponseParser:
 
     __slots__ = (
         "_check_every",
+        "_close_every",
         "_check_in",
         "_checked",
         "_chunks",
@@ -158,6 +165,7 @@ class ResponseParser:
         check_every: int = DEFAULT_CHECK_EVERY,
         keep_answers: bool = False,
         shared: KnownAnswer | None = None,
+        close_every: bool = False,
     ) -> None:
         """``kind`` names the body check (None: bodies are never looked at).
 
@@ -165,11 +173,14 @@ class ResponseParser:
         keep an :class:`Answer` for every completed answer in :attr:`answers` (tests, debugging;
         it captures every body and turns the known-answer shortcut off). ``shared``: the known
         answer of a group of parsers reading from the same server with the same ``kind``.
+        ``close_every``: every answer ends its connection (the requests said ``Connection:
+        close``), whether or not the server says so.
         """
         if check_every < 1:
             raise ValueError("check_every must be at least 1")
         self._kind = kind
         self._check_every = check_every
+        self._close_every = close_every
         # The first answer of a connection is checked, then one in ``check_every``.
         self._check_in = 1
         self.keep = keep_answers
@@ -204,7 +215,9 @@ class ResponseParser:
         self.feed_data: Callable[[bytes], None] = parser.feed_data
         """The C parser's own feed: no known-answer shortcut."""
         self._status_code: Callable[[], int] = parser.get_status_code
-        self._keep_alive: Callable[[], bool] = parser.should_keep_alive
+        self._keep_alive: Callable[[], bool] = (
+            _never if self._close_every else parser.should_keep_alive
+        )
 
     @property
     def ok(self) -> int:

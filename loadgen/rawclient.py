@@ -129,6 +129,9 @@ class LoadSpec:
     """Body kind to check ("html" or "json") on one answer in ``check_every``; None: no check."""
     check_every: int = DEFAULT_CHECK_EVERY
     host_header: str | None = None
+    keepalive: bool = True
+    """False: one connection per request (``Connection: close``), for a server that cannot
+    keep alive; every answer then ends with a reconnect, not with an error."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -217,7 +220,8 @@ def run_load(spec: LoadSpec, progress: Callable[[int], None] | None = None) -> L
     completed so far (warm-up included). Ctrl-C stops the worker processes and re-raises.
     """
     address = _resolve(spec.host, spec.port)
-    request = encode_request(spec.path, spec.host_header or host_header_value(spec.host, spec.port))
+    host_header = spec.host_header or host_header_value(spec.host, spec.port)
+    request = encode_request(spec.path, host_header, close=not spec.keepalive)
     parts = _split(spec, address, request)
     if spec.procs == 1:
         reports = [_run_in_process(parts[0], progress)]
@@ -248,6 +252,7 @@ class _Part:
     kind: Kind | None
     check_every: int
     cpus: tuple[int, ...]
+    keepalive: bool = True
     go: float = 0.0
     """Monotonic time at which the warm-up starts (set when all workers are ready)."""
 
@@ -289,7 +294,9 @@ class _Conn(asyncio.Protocol):
     def __init__(self, worker: _Worker, number: int) -> None:
         self.worker = worker
         self.number = number
-        self.core = ResponseParser(worker.kind, worker.check_every, shared=worker.known)
+        self.core = ResponseParser(
+            worker.kind, worker.check_every, shared=worker.known, close_every=worker.close_every
+        )
         self.transport: asyncio.Transport | None = None
         self.tx: _Writer = _NOT_OPEN
         """Where requests are written: the open transport, else a writer that drops them."""
@@ -460,6 +467,7 @@ class _Worker:
         self.thread_cpu = thread_cpu
         self.kind = part.kind
         self.check_every = part.check_every
+        self.close_every = not part.keepalive
         self.request = part.request
         self.known = KnownAnswer()
         self.errors: dict[str, int] = dict.fromkeys(ERROR_KINDS, 0)
@@ -772,6 +780,7 @@ def _split(spec: LoadSpec, address: tuple[int, tuple[Any, ...]], request: bytes)
                 kind=_kind(spec.kind),
                 check_every=spec.check_every,
                 cpus=cpus,
+                keepalive=spec.keepalive,
             )
         )
         first += count

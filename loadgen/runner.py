@@ -353,6 +353,7 @@ class Runner:
             timeout=ld.timeout,
             kind=p.target.kind,
             check_every=ld.check_every,
+            keepalive=p.target.keepalive,
         )
         settings = {
             "procs": procs,

@@ -215,3 +215,19 @@ def test_parsers_share_what_they_learn() -> None:
 
 def test_error_vocabulary() -> None:
     assert ERROR_KINDS == ("connect", "timeout", "reset", "status", "body", "parse")
+
+
+def test_close_every_request_for_servers_without_keepalive() -> None:
+    """A server that cannot keep alive closes after each answer, often without saying so:
+    the requests ask for it, and every answer ends its connection (a reconnect, no error)."""
+    request = encode_request("/hello/", "127.0.0.1:8000", close=True)
+    assert request.endswith(b"Connection: close\r\n\r\n")
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"  # no Connection: close
+    quiet = ResponseParser()
+    quiet.feed(answer)
+    assert not quiet.must_close
+    closing = ResponseParser(close_every=True)
+    assert closing.feed(answer) == 1
+    assert closing.must_close and closing.ok == 1
+    closing.reset()
+    assert closing.feed(answer) == 1 and closing.must_close  # again on the next connection
