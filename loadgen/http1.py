@@ -136,10 +136,10 @@ class ResponseParser:
 
     __slots__ = (
         "_check_every",
-        "_close_every",
         "_check_in",
         "_checked",
         "_chunks",
+        "_close_every",
         "_keep_alive",
         "_kind",
         "_known",
