@@ -13,6 +13,7 @@ from pathlib import Path
 
 from loadgen.cli import config_from, discover_targets
 from loadgen.config import Config
+from loadgen.launcher import LaunchOptions
 from loadgen.table import mib, render_table
 from loadgen.targets import Target
 from loadgen.verify import Verdict, verify_all
@@ -44,14 +45,9 @@ def verify_targets(cfg: Config, targets: list[Target], *, quiet: bool = False) -
         return verify_all(
             targets,
             cfg.path("envs_dir"),
-            on_done=progress,
             log_dir=Path(logs),
-            host=cfg.server.host,
-            port=cfg.server.port,
-            workers=cfg.server.workers,
-            cpus=cfg.cpus.server,
-            timeout=cfg.server.startup_timeout,
-            stop_grace=cfg.server.stop_grace,
+            opts=LaunchOptions.from_config(cfg),
+            on_done=progress,
         )
 
 

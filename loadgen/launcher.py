@@ -26,6 +26,7 @@ from pathlib import Path
 
 import psutil
 
+from loadgen.config import Config
 from loadgen.envs import Env, env_vars
 from loadgen.targets import Target
 
@@ -39,6 +40,26 @@ class LaunchError(RuntimeError):
         super().__init__(reason)
         self.reason = reason
         self.log_tail = log_tail
+
+
+@dataclass(frozen=True)
+class LaunchOptions:
+    """How a target's server is started and stopped (from bench.toml's [server] and [cpus])."""
+
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: a free port for every start
+    workers: int = 1
+    cpus: tuple[int, ...] = ()  # the server CPU set; () leaves affinity alone
+    timeout: float = 60.0  # for the first good answer, unless the target sets its own
+    stop_grace: float = 5.0  # between SIGTERM and SIGKILL
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> LaunchOptions:
+        s = cfg.server
+        return cls(s.host, s.port, s.workers, cfg.cpus.server, s.startup_timeout, s.stop_grace)
+
+
+DEFAULT_LAUNCH = LaunchOptions()
 
 
 @dataclass(frozen=True)
@@ -149,25 +170,17 @@ def _listeners(port: int) -> list[int]:
 
 
 def start(
-    target: Target,
-    env: Env,
-    *,
-    log_dir: Path,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    workers: int = 1,
-    cpus: tuple[int, ...] = (),
-    timeout: float = 60.0,
-    stop_grace: float = 5.0,
+    target: Target, env: Env, *, log_dir: Path, opts: LaunchOptions = DEFAULT_LAUNCH
 ) -> Server:
     """Start and wait for the first good answer; raises :class:`LaunchError` (nothing left)."""
+    host, port, cpus = opts.host, opts.port, opts.cpus
     if port:
         held = port_holder(host, port)
         if held:
             raise LaunchError(held)
     else:
         port = free_port(host)
-    argv = target.argv(host=host, port=port, workers=workers, python=str(env.python))
+    argv = target.argv(host=host, port=port, workers=opts.workers, python=str(env.python))
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{target.name}-{port}.log"
     if argv and "/" not in argv[0]:
@@ -190,12 +203,12 @@ def start(
             raise LaunchError(f"cannot start {argv[0]}: {exc.strerror}") from None
     server = Server(target, host, port, proc, log_path, cpus, time.monotonic())
     try:
-        _wait_ready(server, target.startup_timeout or timeout)
+        _wait_ready(server, target.startup_timeout or opts.timeout)
         _check_owner(server)
         time.sleep(0.3)  # let the server settle before reading idle memory
         server.idle_rss_bytes = sum(_rss(p) for p in server.tree())
     except BaseException:
-        server.stop(stop_grace)
+        server.stop(opts.stop_grace)
         raise
     return server
 

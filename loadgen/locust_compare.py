@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 
 from loadgen.envs import ensure_env
-from loadgen.launcher import Server, start
+from loadgen.launcher import LaunchOptions, Server, start
 from loadgen.locust_client import LocustSpec, run_locust
 from loadgen.rawclient import LoadResult, LoadSpec, run_load
 from loadgen.targets import discover
@@ -121,7 +121,9 @@ def compare(names: list[str], duration: float, warmup: float, users: int, rounds
     os.sched_setaffinity(0, client_cpus)
     for target in discover(ROOT / "targets").select(names):
         env = ensure_env(target, ROOT / ".envs")
-        server = start(target, env, log_dir=Path("/tmp/fwbench-compare-logs"), cpus=(0,))
+        server = start(
+            target, env, log_dir=Path("/tmp/fwbench-compare-logs"), opts=LaunchOptions(cpus=(0,))
+        )
         try:
             for _ in range(rounds):
                 for name, run in clients(server, duration, warmup, users, client_cpus):

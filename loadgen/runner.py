@@ -28,7 +28,7 @@ from typing import Any, TextIO
 from loadgen import machine
 from loadgen.config import Config, LoadSetting, to_dict
 from loadgen.envs import Env, EnvError, ensure_env
-from loadgen.launcher import LaunchError, Server, start
+from loadgen.launcher import LaunchError, LaunchOptions, Server, start
 from loadgen.records import (
     ERROR_KINDS,
     RUN_SCHEMA,
@@ -161,6 +161,7 @@ class Runner:
         self.run_dir = run_dir or cfg.path("reports_dir") / "runs" / self.run_id
         self.trials_path = self.run_dir / "trials.jsonl"
         self.machine = machine.fingerprint(cfg.cpus.server, cfg.cpus.client, Path(cfg.root))
+        self.launch = LaunchOptions.from_config(cfg)
         self.envs: dict[str, Env] = {}
         self.verdicts: dict[str, Verdict] = {}
         self.header: dict[str, Any] = {}
@@ -199,14 +200,7 @@ class Runner:
             print(f"fwbench: machine: {w}", file=out)
         for i, t in enumerate(self.targets, 1):
             v = verify_target(
-                t,
-                self.cfg.path("envs_dir"),
-                log_dir=self.run_dir / "logs",
-                host=self.cfg.server.host,
-                workers=self.cfg.server.workers,
-                cpus=self.cfg.cpus.server,
-                timeout=self.cfg.server.startup_timeout,
-                stop_grace=self.cfg.server.stop_grace,
+                t, self.cfg.path("envs_dir"), log_dir=self.run_dir / "logs", opts=self.launch
             )
             self.verdicts[t.name] = v
             state = "ok" if v.ok else "FAILED: " + "; ".join(c.reason for c in v.failures)
@@ -247,17 +241,7 @@ class Runner:
             why = "; ".join(c.reason for c in v.failures) if v else "not verified"
             return self._failed(base, f"verification failed: {why}")
         try:
-            server = start(
-                t,
-                env,
-                log_dir=self.run_dir / "logs",
-                host=self.cfg.server.host,
-                port=self.cfg.server.port,
-                workers=self.cfg.server.workers,
-                cpus=self.cfg.cpus.server,
-                timeout=self.cfg.server.startup_timeout,
-                stop_grace=self.cfg.server.stop_grace,
-            )
+            server = start(t, env, log_dir=self.run_dir / "logs", opts=self.launch)
         except LaunchError as exc:
             return self._failed(base, f"start: {exc.reason}")
         try:
@@ -266,7 +250,7 @@ class Runner:
                 return self._failed(base, f"answer check: {problem}", startup_s=server.startup_s)
             return self._measure(p, server, base, live)
         finally:
-            report = server.stop(self.cfg.server.stop_grace)
+            report = server.stop(self.launch.stop_grace)
             if report.left:  # never expected: say so loudly, the PIDs were killed by PID already
                 print(f"fwbench: processes left after stop: {report.left}", file=sys.stderr)
 

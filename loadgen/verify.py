@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from loadgen.checks import MESSAGE, body_problem, content_type_problem, html_text
 from loadgen.envs import Env, EnvError, ensure_env
-from loadgen.launcher import LaunchError, Server, start
+from loadgen.launcher import DEFAULT_LAUNCH, LaunchError, LaunchOptions, Server, start
 from loadgen.targets import Target
 
 Status = Literal["pass", "warn", "fail"]
@@ -188,16 +188,7 @@ def check_template(target: Target) -> Check:
 
 
 def verify_target(
-    target: Target,
-    envs_dir: Path,
-    *,
-    log_dir: Path,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    workers: int = 1,
-    cpus: tuple[int, ...] = (),
-    timeout: float = 60.0,
-    stop_grace: float = 5.0,
+    target: Target, envs_dir: Path, *, log_dir: Path, opts: LaunchOptions = DEFAULT_LAUNCH
 ) -> Verdict:
     """Build (or reuse) the environment, start, check, stop. Never raises for a bad target."""
     checks: list[Check] = [check_template(target)]
@@ -208,24 +199,14 @@ def verify_target(
     try:
         env = ensure_env(target, envs_dir)
         checks.append(Check("environment", "pass", "reused" if env.cached else "built"))
-        server = start(
-            target,
-            env,
-            log_dir=log_dir,
-            host=host,
-            port=port,
-            workers=workers,
-            cpus=cpus,
-            timeout=target.startup_timeout or timeout,
-            stop_grace=stop_grace,
-        )
+        server = start(target, env, log_dir=log_dir, opts=opts)
         checks.append(Check("start", "pass", f"answered after {server.startup_s:.2f} s"))
-        conn = http.client.HTTPConnection(host, server.port, timeout=5.0)
+        conn = http.client.HTTPConnection(opts.host, server.port, timeout=5.0)
         try:
             checks.extend(check_answer(target, _request(conn, target.hello_path)))
         finally:
             conn.close()
-        checks.extend(check_keepalive(target, host, server.port))
+        checks.extend(check_keepalive(target, opts.host, server.port))
         if not server.alive():
             checks.append(Check("alive", "fail", "server exited during the checks"))
     except EnvError as exc:
@@ -238,7 +219,7 @@ def verify_target(
         checks.append(Check("request", "fail", f"{type(exc).__name__}: {exc}"))
     finally:
         if server is not None:
-            report = server.stop(stop_grace)
+            report = server.stop(opts.stop_grace)
             left = report.left
             if report.left:
                 checks.append(Check("stop", "fail", f"processes left after stop: {report.left}"))
@@ -275,12 +256,13 @@ def verify_all(
     targets: list[Target],
     envs_dir: Path,
     *,
+    log_dir: Path,
+    opts: LaunchOptions = DEFAULT_LAUNCH,
     on_done: Callable[[int, int, Verdict], None] | None = None,
-    **kwargs: Any,
 ) -> list[Verdict]:
     out: list[Verdict] = []
     for i, t in enumerate(targets, 1):
-        v = verify_target(t, envs_dir, **kwargs)
+        v = verify_target(t, envs_dir, log_dir=log_dir, opts=opts)
         out.append(v)
         if on_done:
             on_done(i, len(targets), v)

@@ -29,7 +29,7 @@ import pytest
 
 from loadgen.envs import ensure_env
 from loadgen.hist import Histogram
-from loadgen.launcher import Server, free_port, start
+from loadgen.launcher import LaunchOptions, Server, free_port, start
 from loadgen.locust_client import LocustError, LocustSpec, child_env, run_locust
 from loadgen.locustfiles.protocol import count_in_window, parse_event, window
 from loadgen.locustfiles.recording import BodyMismatch, Recorder, StatusMismatch, error_kind
@@ -146,7 +146,9 @@ class StdlibServer:
 def starlette(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     target = discover(ROOT / "targets").select(["starlette"])[0]
     env = ensure_env(target, ROOT / ".envs")
-    server = start(target, env, log_dir=tmp_path_factory.mktemp("logs"), cpus=(0,))
+    server = start(
+        target, env, log_dir=tmp_path_factory.mktemp("logs"), opts=LaunchOptions(cpus=(0,))
+    )
     try:
         yield server
     finally:

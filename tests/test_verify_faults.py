@@ -6,6 +6,7 @@ targets still verify; no process is left behind (checked here and by the autouse
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 
 from loadgen.config import Config
 from loadgen.envs import ensure_env
-from loadgen.launcher import LaunchError, start
+from loadgen.launcher import LaunchError, LaunchOptions, start
 from loadgen.targets import Target, discover
 from loadgen.verify import Verdict, verify_all, verify_target
 
@@ -23,15 +24,12 @@ def target(cfg: Config, name: str) -> Target:
     return discover(cfg.path("targets_dir")).select([name])[0]
 
 
-def verdict(cfg: Config, name: str, tmp_path: Path, **kw: object) -> Verdict:
-    return verify_target(
-        target(cfg, name),
-        cfg.path("envs_dir"),
-        log_dir=tmp_path,
-        cpus=(0,),
-        stop_grace=2.0,
-        **kw,  # type: ignore[arg-type]
-    )
+PINNED = LaunchOptions(cpus=(0,), stop_grace=2.0)
+
+
+def verdict(cfg: Config, name: str, tmp_path: Path, port: int = 0) -> Verdict:
+    opts = dataclasses.replace(PINNED, port=port)
+    return verify_target(target(cfg, name), cfg.path("envs_dir"), log_dir=tmp_path, opts=opts)
 
 
 def failed(v: Verdict) -> dict[str, str]:
@@ -81,7 +79,7 @@ def test_port_already_held(fixture_config: Config, tmp_path: Path) -> None:
 def test_stubborn_server_is_killed_and_nothing_left(fixture_config: Config, tmp_path: Path) -> None:
     t = target(fixture_config, "fx-stubborn")
     env = ensure_env(t, fixture_config.path("envs_dir"))
-    server = start(t, env, log_dir=tmp_path, cpus=(0,))
+    server = start(t, env, log_dir=tmp_path, opts=PINNED)
     pids = {p.pid for p in server.tree()}
     assert len(pids) == 2  # the leader and its forked worker
     report = server.stop(grace=0.5)
@@ -103,7 +101,7 @@ def test_one_bad_target_does_not_stop_the_others(fixture_config: Config, tmp_pat
         found.select(["fx-crash", "fx-ok"]),
         fixture_config.path("envs_dir"),
         log_dir=tmp_path,
-        stop_grace=2.0,
+        opts=LaunchOptions(stop_grace=2.0),
     )
     assert [v.ok for v in verdicts] == [False, True]
 
@@ -111,7 +109,7 @@ def test_one_bad_target_does_not_stop_the_others(fixture_config: Config, tmp_pat
 def test_server_pinned_to_its_cpus(fixture_config: Config, tmp_path: Path) -> None:
     t = target(fixture_config, "fx-ok")
     env = ensure_env(t, fixture_config.path("envs_dir"))
-    with start(t, env, log_dir=tmp_path, cpus=(0,)) as server:
+    with start(t, env, log_dir=tmp_path, opts=PINNED) as server:
         assert psutil.Process(server.proc.pid).cpu_affinity() == [0]
         assert server.url.startswith("http://127.0.0.1:")
 

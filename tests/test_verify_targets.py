@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from loadgen.launcher import LaunchOptions
 from loadgen.targets import discover
 from loadgen.verify import verify_target
 
@@ -57,7 +58,7 @@ def test_representative_targets_via_cli() -> None:
 @pytest.mark.parametrize("name", [t.name for t in TARGETS.targets])
 def test_every_target_verifies(name: str, envs_dir: Path, tmp_path: Path) -> None:
     t = TARGETS.select([name])[0]
-    v = verify_target(t, envs_dir, log_dir=tmp_path, cpus=(0,), timeout=90)
+    v = verify_target(t, envs_dir, log_dir=tmp_path, opts=LaunchOptions(cpus=(0,), timeout=90))
     assert v.ok, [c for c in v.checks if c.status == "fail"] + [v.log_tail]
     assert not v.left_processes
     assert v.keepalive is t.keepalive
