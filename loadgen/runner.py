@@ -258,7 +258,7 @@ class Runner:
         self, p: TrialPlan, server: Server, base: dict[str, Any], live: Callable[[int], None]
     ) -> TrialRecord:
         """Sample while the trial's client drives the server; assemble the record."""
-        from loadgen.sampler import SamplerProcess, is_saturated, summarize
+        from loadgen.sampler import SamplerError, SamplerProcess, is_saturated, summarize
 
         client_cpus = self.cfg.cpus.client
         trial_name = p.trial_id.replace("/", "__")
@@ -270,10 +270,15 @@ class Runner:
             uss_every=self.cfg.sampler.uss_every,
             cpus=client_cpus,
         )
-        sampler.start()
+        try:
+            sampler.start()
+        except SamplerError as exc:
+            return self._failed(base, f"sampler: {exc}", startup_s=server.startup_s)
         try:
             drive = self._drive_locust if p.load.client == "locust" else self._drive_raw
             outcome = drive(p, server, live)
+        except Exception as exc:  # one trial's fault must not end the run
+            outcome = f"client: {type(exc).__name__}: {exc}"
         finally:
             samples = sampler.stop()
         if isinstance(outcome, str):
