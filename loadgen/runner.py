@@ -352,7 +352,7 @@ class Runner:
             "keepalive": p.target.keepalive,
         }
         # One client process uses one CPU at most: saturation is judged on the CPUs it can use.
-        return _Driven(run_load(spec, progress=live), settings, max(1, min(procs, len(cpus))))
+        return _Driven(run_load(spec, progress=live), settings, spec.client_cpus)
 
     def _drive_locust(
         self, p: TrialPlan, server: Server, live: Callable[[int], None]
@@ -400,7 +400,7 @@ class Runner:
         return _Driven(
             result,
             settings,
-            max(1, min(len(cpus), info.workers_started or 1)),
+            spec.client_cpus,
             one_process_full=full,
             workers_finished=info.workers_finished if info.mode == "distributed" else None,
             extra={"locust": info.to_dict()},
