@@ -38,7 +38,7 @@ from loadgen.records import (
     append_record,
 )
 from loadgen.targets import Target
-from loadgen.verify import Verdict, check_answer, verify_target
+from loadgen.verify import Verdict, check_answer, request_answer, verify_target
 
 
 @dataclass(frozen=True)
@@ -477,11 +477,7 @@ def _quick_check(t: Target, server: Server) -> str | None:
     """The fresh server's answer, checked before any load: status, body, Content-Type."""
     conn = http.client.HTTPConnection(server.host, server.port, timeout=5.0)
     try:
-        conn.request("GET", t.hello_path)
-        resp = conn.getresponse()
-        from loadgen.verify import Answer
-
-        answer = Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read(), 0)
+        answer = request_answer(conn, t.hello_path)
     except (OSError, http.client.HTTPException) as exc:
         return f"{type(exc).__name__}: {exc}"
     finally:

@@ -93,7 +93,7 @@ class Answer:
     local_port: int  # the client side of the connection it came on
 
 
-def _request(conn: http.client.HTTPConnection, path: str) -> Answer:
+def request_answer(conn: http.client.HTTPConnection, path: str) -> Answer:
     conn.request("GET", path, headers={"Accept": "*/*", "User-Agent": "fwbench-verify"})
     assert conn.sock is not None
     local = conn.sock.getsockname()[1]
@@ -145,13 +145,13 @@ def check_keepalive(target: Target, host: str, port: int, date_gap: float = 1.1)
     conn = http.client.HTTPConnection(host, port, timeout=5.0)
     checks: list[Check] = []
     try:
-        a = _request(conn, target.hello_path)
+        a = request_answer(conn, target.hello_path)
         closing = a.headers.get("connection", "").lower() == "close"
         time.sleep(date_gap)
         try:
             if closing or conn.sock is None:
                 raise ConnectionError("the server sent Connection: close")
-            b = _request(conn, target.hello_path)
+            b = request_answer(conn, target.hello_path)
             reused = b.local_port == a.local_port and b.status == 200
             why = "" if reused else "second answer came on a new connection"
         except (OSError, http.client.HTTPException) as exc:
@@ -165,7 +165,7 @@ def check_keepalive(target: Target, host: str, port: int, date_gap: float = 1.1)
         if b is None:
             conn.close()
             conn = http.client.HTTPConnection(host, port, timeout=5.0)
-            b = _request(conn, target.hello_path)
+            b = request_answer(conn, target.hello_path)
         da, db = a.headers.get("date"), b.headers.get("date")
         if da and db and da == db:
             checks.append(Check("fresh_date", "warn", f"Date {da!r} unchanged after {date_gap} s"))
@@ -203,7 +203,7 @@ def verify_target(
         checks.append(Check("start", "pass", f"answered after {server.startup_s:.2f} s"))
         conn = http.client.HTTPConnection(opts.host, server.port, timeout=5.0)
         try:
-            checks.extend(check_answer(target, _request(conn, target.hello_path)))
+            checks.extend(check_answer(target, request_answer(conn, target.hello_path)))
         finally:
             conn.close()
         checks.extend(check_keepalive(target, opts.host, server.port))
