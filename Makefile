@@ -1,11 +1,12 @@
 # The two front doors: `make bench` (set up, build every target, verify, measure, report)
-# and `make test` (set up, lint, type-check, run the tests).
+# and `make test` (set up, lint, type-check, run the tests). `make test-fast` is the quick lane:
+# the tests not marked e2e (no server, no load, no environment build), no lint, under a minute.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.fwbench-installed
 
-.PHONY: bench test setup lint clean system-deps
+.PHONY: bench test test-fast setup lint clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +20,8 @@ bench: $(STAMP)
 	$(BIN)/fwbench bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check loadgen analysis tests
-	$(BIN)/ruff format --check loadgen analysis tests
+	$(BIN)/ruff check commands loadgen analysis benchmarks tests
+	$(BIN)/ruff format --check commands loadgen analysis benchmarks tests
 	$(BIN)/mypy
 
 # Debian packages the tests use: Chromium renders the HTML report in the browser test.
@@ -36,6 +37,9 @@ system-deps:
 
 test: lint system-deps
 	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not e2e" -n 2
 
 clean:
 	rm -rf $(VENV) .envs

@@ -84,17 +84,7 @@ def verdict(
 
 
 def _trial_values(s: Summary, g: Group, column: str) -> tuple[float, ...]:
-    t = s.trials
-    st = g.setting
-    mask = (
-        (t["target"] == g.target)
-        & (t["load"] == st.load)
-        & (t["connections"] == st.connections)
-        & (t["client"] == st.client)
-        & (t["scenario"] == st.scenario)
-        & (t["status"] == "ok")
-    )
-    rows = t[mask].sort_values(["run_id", "trial"])
+    rows = s.ok_trials(g).sort_values(["run_id", "trial"])
     return tuple(float(v) for v in rows[column].dropna())
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from analysis import fmt
 from analysis.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import Footprint, Group, Ranking, Summary
-from loadgen.machine import FINGERPRINT_KEYS
+from loadgen.records import FINGERPRINT_KEYS
 
 REPORT_SCHEMA = "fwbench.report/1"
 
@@ -115,7 +115,7 @@ def summary_dict(s: Summary) -> dict[str, Any]:
                 "run_id": r.run_id,
                 "started_at": r.started_at,
                 "finished_at": r.finished_at,
-                "interrupted": r.interrupted,
+                "interrupted": r.incomplete,
                 "fingerprint": r.machine.get("fingerprint"),
             }
             for r in s.runs

@@ -6,10 +6,11 @@
   test is a regression when the corrected p-value is below ``alpha`` *and* the median got
   worse by at least ``min_drop_pct``. The simulations in the design notes give this rule at
   most 0.35 % false positives with 3 % trial noise, where Welch at p < 0.05 alone gives 5 %.
-- **Over the history** (:func:`open_changes`): E-Divisive change points (see
-  :mod:`analysis.changepoint`) on one value per night; a change is a regression when it goes
-  the wrong way and the new level has held for ``nights_held`` nights. Waiting for a few nights
-  is what keeps one bad night from alerting (see docs/regressions.md for the measured rates).
+- **Over the history** (:func:`history_gate`; per series :func:`open_changes`): E-Divisive
+  change points (see :mod:`analysis.changepoint`) on one value per night; a change is a
+  regression when it goes the wrong way and the new level has held for ``nights_held`` nights.
+  Waiting for a few nights is what keeps one bad night from alerting (see docs/regressions.md
+  for the measured rates).
 
 Metrics: ``rps`` (higher is better) and ``p50`` latency (lower is better) alert; ``p99`` is
 measured and reported, never alerted: it is too noisy night to night.
@@ -20,12 +21,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from analysis.changepoint import ChangePoint, change_points
 from analysis.stats import holm, welch
+from loadgen.config import Check, Pair
+from loadgen.records import TrialRecord
+
+if TYPE_CHECKING:  # the history store's point and key types (no sqlite needed here)
+    from analysis.history import NightPoint, SeriesKey
 
 Gate = Literal["within", "history"]
 Correction = Literal["holm", "bh"]
@@ -82,6 +88,50 @@ class Finding:
             return f"within|{self.change_run_id}|{who}|{self.metric}"
         return f"history|{self.fingerprint}|{self.series}|{self.metric}|{self.change_run_id}"
 
+    @classmethod
+    def of(
+        cls,
+        gate: Gate,
+        *,
+        target: str,
+        baseline: str,
+        load: str,
+        connections: int,
+        metric: str,
+        before: float,
+        after: float,
+        pvalue: float,
+        pvalue_raw: float,
+        n_before: int,
+        n_after: int,
+        change_date: str,
+        change_run_id: str,
+        fingerprint: str,
+        regression: bool,
+    ) -> Finding:
+        """A finding with its change, how much worse, and whether its metric alerts."""
+        return cls(
+            gate=gate,
+            target=target,
+            baseline=baseline,
+            load=load,
+            connections=connections,
+            metric=metric,
+            before=before,
+            after=after,
+            change_pct=(after / before - 1.0) * 100.0 if before else 0.0,
+            worse_pct=worse_pct(before, after, metric),
+            pvalue=pvalue,
+            pvalue_raw=pvalue_raw,
+            n_before=n_before,
+            n_after=n_after,
+            change_date=change_date,
+            change_run_id=change_run_id,
+            fingerprint=fingerprint,
+            regression=regression,
+            alerting=metric in ALERTED,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["series"] = self.series
@@ -106,6 +156,10 @@ class WithinParams:
     min_drop_pct: float = 3.0
     correction: Correction = "holm"
     min_trials: int = 7
+
+    @classmethod
+    def from_check(cls, c: Check) -> WithinParams:
+        return cls(c.alpha, c.min_drop_pct, c.correction, c.min_trials)
 
 
 @dataclass(frozen=True)
@@ -171,11 +225,10 @@ def within_run(
     findings = []
     for (pd_, metric, mb, mc, p, nb, nc), adj in zip(rows, adjusted, strict=True):
         p_adj = p if adj is None else adj
-        worse = worse_pct(mb, mc, metric)
-        regression = p_adj < params.alpha and worse >= params.min_drop_pct
+        regression = p_adj < params.alpha and worse_pct(mb, mc, metric) >= params.min_drop_pct
         findings.append(
-            Finding(
-                gate="within",
+            Finding.of(
+                "within",
                 target=pd_.candidate,
                 baseline=pd_.baseline,
                 load=pd_.load,
@@ -183,8 +236,6 @@ def within_run(
                 metric=metric,
                 before=mb,
                 after=mc,
-                change_pct=(mc / mb - 1.0) * 100.0 if mb else 0.0,
-                worse_pct=worse,
                 pvalue=p_adj,
                 pvalue_raw=p,
                 n_before=nb,
@@ -193,7 +244,6 @@ def within_run(
                 change_run_id=run_id,
                 fingerprint=fingerprint,
                 regression=regression,
-                alerting=metric in ALERTED,
             )
         )
     return findings, problems
@@ -201,6 +251,43 @@ def within_run(
 
 def _finite(values: Sequence[float]) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
+def _value(r: TrialRecord, metric: str) -> float | None:
+    if metric == "rps":
+        return r.rps
+    lat = r.latency_ms
+    return None if lat is None else float(getattr(lat, metric))
+
+
+def pair_data(
+    records: Sequence[TrialRecord], pairs: Sequence[Pair]
+) -> tuple[list[PairData], list[str]]:
+    """Good trials of each pair, per (load, connections); problems for targets not in the run."""
+    present = {r.target for r in records}
+    settings = sorted({(r.load, r.connections) for r in records})
+    out: list[PairData] = []
+    problems: list[str] = []
+    for pair in pairs:
+        missing = [t for t in (pair.baseline, pair.candidate) if t not in present]
+        if missing:
+            problems.append(
+                f"pair {pair.baseline}:{pair.candidate}: {', '.join(missing)} not in this run"
+            )
+            continue
+        for load, conns in settings:
+            sides: list[dict[str, list[float]]] = []
+            for target in (pair.baseline, pair.candidate):
+                rows = [
+                    r for r in records
+                    if r.target == target and r.load == load and r.connections == conns
+                    and r.status == "ok"
+                ]  # fmt: skip
+                sides.append(
+                    {m: [v for r in rows if (v := _value(r, m)) is not None] for m in METRICS}
+                )
+            out.append(PairData(pair.baseline, pair.candidate, load, conns, sides[0], sides[1]))
+    return out, problems
 
 
 # --- over the history ------------------------------------------------------------------------
@@ -212,6 +299,15 @@ class HistoryParams:
     window: int = 50
     nights_held: int = 3
     min_drop_pct: float = 3.0  # smallest change (mean before vs after) that alerts
+
+    @classmethod
+    def from_check(cls, c: Check) -> HistoryParams:
+        return cls(
+            max_pvalue=c.cp_max_pvalue,
+            window=c.cp_window,
+            nights_held=c.nights_held,
+            min_drop_pct=c.min_drop_pct,
+        )
 
     @property
     def min_nights(self) -> int:
@@ -275,3 +371,63 @@ def open_changes(
 def is_known(index: int, known: Sequence[int], nights: int = SAME_CHANGE_NIGHTS) -> bool:
     """Whether a change at ``index`` is one already alerted (within ``nights`` of one)."""
     return any(abs(index - k) <= nights for k in known)
+
+
+@dataclass(frozen=True)
+class HistoryOutcome:
+    """What the history gate found over one machine's series."""
+
+    findings: tuple[Finding, ...]
+    problems: tuple[str, ...]
+    positions: Mapping[str, Mapping[str, int]]  # series -> run id -> index in the series
+
+
+def history_gate(
+    all_series: Mapping[SeriesKey, Sequence[NightPoint]], fingerprint: str, params: HistoryParams
+) -> HistoryOutcome:
+    """Findings of the history gate over every series of one machine (oldest night first)."""
+    if not all_series:
+        return HistoryOutcome((), (f"history: no run of machine {fingerprint} stored yet",), {})
+    findings: list[Finding] = []
+    positions: dict[str, dict[str, int]] = {}
+    longest = 0
+    checked = 0
+    for (target, load, conns), points in all_series.items():
+        longest = max(longest, len(points))
+        positions[f"{target}/{load}/c{conns}"] = {p.run_id: i for i, p in enumerate(points)}
+        for metric in METRICS:
+            pts = [p for p in points if p.value(metric) is not None]
+            if len(pts) < params.min_nights:
+                continue
+            checked += 1
+            values = [float(v) for p in pts if (v := p.value(metric)) is not None]
+            for ch in open_changes(values, params, higher_is_better=HIGHER_IS_BETTER[metric]):
+                cp = ch.cp
+                first = pts[cp.index]
+                findings.append(
+                    Finding.of(
+                        "history",
+                        target=target,
+                        baseline="",
+                        load=load,
+                        connections=conns,
+                        metric=metric,
+                        before=cp.mean_before,
+                        after=cp.mean_after,
+                        pvalue=cp.pvalue,
+                        pvalue_raw=cp.pvalue,
+                        n_before=cp.n_before,
+                        n_after=cp.n_after,
+                        change_date=first.night,
+                        change_run_id=first.run_id,
+                        fingerprint=fingerprint,
+                        regression=True,
+                    )
+                )
+    problems: tuple[str, ...] = ()
+    if not checked:
+        problems = (
+            f"history: not enough nights on machine {fingerprint}: the longest series has "
+            f"{longest}, the history gate needs {params.min_nights}",
+        )
+    return HistoryOutcome(tuple(findings), problems, positions)

@@ -18,7 +18,7 @@ from analysis.charts import Chart
 from analysis.exporters import METHOD_NOTE, not_ranked_rps
 from analysis.hist import PERCENTILES
 from analysis.summary import Group, Ranking, Summary
-from loadgen.machine import FINGERPRINT_KEYS
+from loadgen.records import FINGERPRINT_KEYS
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'"
 CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'

@@ -8,36 +8,34 @@ tolerantly (an interrupted run has no ``finished_at``, maybe no trials, maybe to
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from analysis.errors import LoadError
-from loadgen.records import ERROR_KINDS, RUN_SCHEMA, RecordError, TrialRecord, read_records
-
-KNOWN_RUN_SCHEMAS = frozenset({RUN_SCHEMA})
+from loadgen.records import (
+    ROW_COLUMNS,
+    RecordError,
+    RunHeader,
+    TrialRecord,
+    read_header,
+    read_records,
+    trial_row,
+)
+from loadgen.records.samples import ROLES, cpu_pct_series, read_samples
 
 __all__ = ["LoadError", "Loaded", "RunInfo", "load_runs", "read_run_info", "samples_name"]
 
 
 @dataclass(frozen=True)
-class RunInfo:
-    """The header of one run (``run.json``)."""
+class RunInfo(RunHeader):
+    """The header of one run (the schema's :class:`~loadgen.records.RunHeader`) and its folder."""
 
-    run_id: str
-    path: Path
-    started_at: str
-    finished_at: str | None
-    interrupted: bool
-    config: dict[str, Any] = field(default_factory=dict)
-    machine: dict[str, Any] = field(default_factory=dict)
-    machine_warnings: tuple[str, ...] = ()
-    verdicts: tuple[dict[str, Any], ...] = ()
+    path: Path = Path()
 
 
 @dataclass(frozen=True)
@@ -50,28 +48,10 @@ class Loaded:
     verdicts: pd.DataFrame  # one row per (run, target): VERDICT_COLUMNS
 
 
-LATENCY_KEYS = ("p50", "p90", "p99", "p999", "max")
+TRIAL_COLUMNS: tuple[str, ...] = ROW_COLUMNS
+"""One row per trial: the record's flat row (:func:`loadgen.records.trial_row`)."""
 
-TRIAL_COLUMNS: tuple[str, ...] = (
-    "run_id", "trial_id", "trial", "started_at", "status", "failure",
-    "target", "framework", "framework_version", "server", "server_version", "python", "kind",
-    "keepalive", "workers",
-    "client", "load", "scenario", "model", "connections", "rate", "duration_s", "warmup_s",
-    "requests", "rps", "errors_total", *(f"errors_{k}" for k in ERROR_KINDS), "errors_other",
-    "reconnects", "late",
-    "latency_count", "latency_mean_ms", *(f"{k}_ms" for k in LATENCY_KEYS),
-    "hist", "hist_uncorrected",
-    "target_cpu_s", "target_cpu_mean_pct", "target_rss_peak_bytes", "target_uss_peak_bytes",
-    "target_threads_max", "target_procs_max",
-    "client_cpu_s", "client_cpu_pct", "client_saturated",
-    "sampler_cpu_pct", "cpu_s_per_1k", "other_cpu_pct",
-    "startup_s", "idle_rss_bytes", "fingerprint",
-)  # fmt: skip
-
-SAMPLE_ROLES = ("target", "client")
 SAMPLE_FIELDS = ("cpu_user_s", "cpu_system_s", "rss", "uss", "threads", "procs")
-# loadgen.sampler writes ``rss_bytes``/``uss_bytes``; both spellings are read.
-_ALIASES = {"rss": "rss_bytes", "uss": "uss_bytes"}
 SAMPLE_COLUMNS: tuple[str, ...] = (
     "run_id", "trial_id", "role", "t", "elapsed_s", *SAMPLE_FIELDS, "cpu_pct",
 )  # fmt: skip
@@ -89,34 +69,11 @@ def samples_name(trial_id: str) -> str:
 
 
 def read_run_info(run_dir: Path) -> RunInfo:
-    path = run_dir / "run.json"
-    if not path.is_file():
-        raise LoadError(f"{run_dir}: not a run directory (no run.json)")
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise LoadError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(raw, dict):
-        raise LoadError(f"{path}: expected a JSON object")
-    schema = raw.get("schema")
-    if schema not in KNOWN_RUN_SCHEMAS:
-        raise LoadError(
-            f"{path}: run version {schema!r} is not one this fwbench reads "
-            f"(knows {', '.join(sorted(KNOWN_RUN_SCHEMAS))}); use the fwbench that wrote it"
-        )
-    finished = raw.get("finished_at")
-    verdicts = tuple(v for v in raw.get("verdicts") or () if isinstance(v, dict))
-    return RunInfo(
-        run_id=str(raw.get("run_id") or run_dir.name),
-        path=run_dir,
-        started_at=str(raw.get("started_at") or ""),
-        finished_at=None if finished is None else str(finished),
-        interrupted=bool(raw.get("interrupted")) or finished is None,
-        config=dict(raw.get("config") or {}),
-        machine=dict(raw.get("machine") or {}),
-        machine_warnings=tuple(str(w) for w in raw.get("machine_warnings") or ()),
-        verdicts=verdicts,
-    )
+        header = read_header(run_dir)
+    except RecordError as exc:
+        raise LoadError(str(exc)) from None
+    return RunInfo(path=run_dir, **{f.name: getattr(header, f.name) for f in fields(header)})
 
 
 def read_trials(run_dir: Path) -> list[TrialRecord]:
@@ -127,68 +84,6 @@ def read_trials(run_dir: Path) -> list[TrialRecord]:
         return list(read_records(path))
     except RecordError as exc:
         raise LoadError(str(exc)) from None
-
-
-def trial_row(r: TrialRecord) -> dict[str, Any]:
-    lat = r.latency_ms
-    ts, cs = r.target_stats, r.client_stats
-    row: dict[str, Any] = {
-        "run_id": r.run_id,
-        "trial_id": r.trial_id,
-        "trial": r.trial,
-        "started_at": r.started_at,
-        "status": r.status,
-        "failure": r.failure,
-        "target": r.target,
-        "framework": r.framework,
-        "framework_version": r.framework_version,
-        "server": r.server,
-        "server_version": r.server_version,
-        "python": r.python,
-        "kind": r.kind,
-        "keepalive": r.keepalive,
-        "workers": r.workers,
-        "client": r.client,
-        "load": r.load,
-        "scenario": r.scenario,
-        "model": r.model,
-        "connections": r.connections,
-        "rate": r.rate,
-        "duration_s": r.duration_s,
-        "warmup_s": r.warmup_s,
-        "requests": r.requests,
-        "rps": r.rps,
-        "errors_total": r.error_count,
-        "reconnects": r.reconnects,
-        "late": r.late,
-        "latency_count": lat.count if lat else None,
-        "latency_mean_ms": lat.mean if lat else None,
-        "hist": r.hist,
-        "hist_uncorrected": r.hist_uncorrected,
-        "target_cpu_s": (ts.cpu_user_s + ts.cpu_system_s) if ts else None,
-        "target_cpu_mean_pct": ts.cpu_mean_pct if ts else None,
-        "target_rss_peak_bytes": ts.rss_peak_bytes if ts else None,
-        "target_uss_peak_bytes": ts.uss_peak_bytes if ts else None,
-        "target_threads_max": ts.threads_max if ts else None,
-        "target_procs_max": ts.processes_max if ts else None,
-        "client_cpu_s": (cs.cpu_user_s + cs.cpu_system_s) if cs else None,
-        "client_cpu_pct": r.client_cpu_pct,
-        "client_saturated": r.client_saturated,
-        "sampler_cpu_pct": r.sampler_cpu_pct,
-        "cpu_s_per_1k": r.cpu_s_per_1k,
-        "other_cpu_pct": r.other_cpu_pct,
-        "startup_s": r.startup_s,
-        "idle_rss_bytes": r.idle_rss_bytes,
-        "fingerprint": str(r.machine.get("fingerprint", "")),
-    }
-    for kind in ERROR_KINDS:
-        row[f"errors_{kind}"] = int(r.errors.get(kind, 0))
-    row["errors_other"] = sum(v for k, v in r.errors.items() if k not in ERROR_KINDS)
-    for key in LATENCY_KEYS:
-        row[f"{key}_ms"] = getattr(lat, key) if lat else None
-    if row["cpu_s_per_1k"] is None and ts and r.requests:
-        row["cpu_s_per_1k"] = (ts.cpu_user_s + ts.cpu_system_s) / r.requests * 1000.0
-    return row
 
 
 def trials_frame(records: Iterable[TrialRecord]) -> pd.DataFrame:
@@ -202,56 +97,44 @@ def _number(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def read_samples(path: Path, run_id: str, trial_id: str) -> list[dict[str, Any]]:
-    """Rows of one samples file: tolerant of torn lines, missing roles and missing keys.
-
-    The header line (``{"schema": "fwbench.samples/1", ...}``) has no ``t`` and is skipped.
-    """
-    rows: list[dict[str, Any]] = []
+def read_sample_rows(path: Path, run_id: str, trial_id: str) -> list[dict[str, Any]]:
+    """Rows of one samples file, one per (sample, role), each with the role's CPU % of one core
+    over its sampling interval (:func:`loadgen.records.samples.cpu_pct_series`)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return rows
-    for line in text.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(obj, dict):
-            continue
-        t = _number(obj.get("t"))
-        if t is None:
-            continue
-        for role in SAMPLE_ROLES:
-            part = obj.get(role)
-            if not isinstance(part, dict):
-                continue
-            row: dict[str, Any] = {"run_id": run_id, "trial_id": trial_id, "role": role, "t": t}
-            for key in SAMPLE_FIELDS:
-                value = part.get(key)
-                if value is None and key in _ALIASES:
-                    value = part.get(_ALIASES[key])
-                row[key] = _number(value)
-            rows.append(row)
+        samples = read_samples(path)
+    except RecordError as exc:
+        raise LoadError(str(exc)) from None
+    pct = {role: cpu_pct_series(samples, role) for role in ROLES}
+    rows: list[dict[str, Any]] = []
+    for i, s in enumerate(samples):
+        for role in ROLES:
+            r = s.for_role(role)
+            rows.append(
+                {
+                    "run_id": run_id,
+                    "trial_id": trial_id,
+                    "role": role,
+                    "t": s.t,
+                    "cpu_user_s": r.cpu_user_s,
+                    "cpu_system_s": r.cpu_system_s,
+                    "rss": r.rss_bytes,
+                    "uss": r.uss_bytes,
+                    "threads": r.threads,
+                    "procs": r.procs,
+                    "cpu_pct": pct[role][i],
+                }
+            )
     return rows
 
 
 def samples_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Samples with ``elapsed_s`` from each trial's first sample and CPU % of one core."""
-    df = pd.DataFrame(
-        rows, columns=[c for c in SAMPLE_COLUMNS if c not in ("elapsed_s", "cpu_pct")]
-    )
-    for col in ("t", *SAMPLE_FIELDS):
+    """The rows of :func:`read_sample_rows`, with ``elapsed_s`` from each trial's first sample."""
+    df = pd.DataFrame(rows, columns=[c for c in SAMPLE_COLUMNS if c != "elapsed_s"])
+    for col in ("t", *SAMPLE_FIELDS, "cpu_pct"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     df = df.sort_values(["run_id", "trial_id", "role", "t"], kind="stable").reset_index(drop=True)
     keys = [df["run_id"], df["trial_id"], df["role"]]
     df["elapsed_s"] = df["t"] - df.groupby(keys)["t"].transform("min")
-    cpu = df["cpu_user_s"].fillna(0.0) + df["cpu_system_s"].fillna(0.0)
-    cpu = cpu.where(df["cpu_user_s"].notna() | df["cpu_system_s"].notna())
-    d_cpu = cpu.groupby(keys).diff()
-    d_t = df.groupby(keys)["t"].diff()
-    pct = (d_cpu / d_t * 100.0).where(d_t > 0)
-    df["cpu_pct"] = pct.clip(lower=0.0)
     return df[list(SAMPLE_COLUMNS)]
 
 
@@ -298,16 +181,17 @@ def load_runs(run_dirs: Sequence[Path], *, samples: bool = True) -> Loaded:
     sample_rows: list[dict[str, Any]] = []
     verdict_rows: list[dict[str, Any]] = []
     for run_dir in run_dirs:
-        info = read_run_info(Path(run_dir))
+        path = Path(run_dir)
+        info = read_run_info(path)
         runs.append(info)
-        trials = read_trials(info.path)
+        trials = read_trials(path)
         records.extend(trials)
         verdict_rows.extend(verdict_row(info.run_id, v) for v in info.verdicts)
         if samples:
             for r in trials:
-                path = info.path / "samples" / samples_name(r.trial_id)
+                path = Path(run_dir) / "samples" / samples_name(r.trial_id)
                 if path.is_file():
-                    sample_rows.extend(read_samples(path, r.run_id, r.trial_id))
+                    sample_rows.extend(read_sample_rows(path, r.run_id, r.trial_id))
     return Loaded(
         runs=tuple(runs),
         trials=trials_frame(records),

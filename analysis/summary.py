@@ -29,8 +29,7 @@ import pandas as pd
 from analysis import stats
 from analysis.hist import LatencyHistogram
 from analysis.load import Loaded, RunInfo
-from loadgen.machine import FINGERPRINT_KEYS
-from loadgen.records import ERROR_KINDS
+from loadgen.records import ERROR_KINDS, FINGERPRINT_KEYS
 
 State = Literal["ranked", "client_saturated", "failed", "not_measured"]
 
@@ -174,6 +173,19 @@ class Summary:
             if g.target == target and g.setting == setting:
                 return g
         return None
+
+    def ok_trials(self, g: Group) -> pd.DataFrame:
+        """The rows of the group's trials that ended ok."""
+        t, s = self.trials, g.setting
+        mask = (
+            (t["target"] == g.target)
+            & (t["load"] == s.load)
+            & (t["connections"] == s.connections)
+            & (t["client"] == s.client)
+            & (t["scenario"] == s.scenario)
+            & (t["status"] == "ok")
+        )
+        return t[mask]
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -400,7 +412,7 @@ def fingerprint_differences(a: dict[str, Any], b: dict[str, Any]) -> list[tuple[
 def _warnings(loaded: Loaded, groups: list[Group], footprints: list[Footprint]) -> list[str]:
     out: list[str] = []
     for run in loaded.runs:
-        if run.interrupted:
+        if run.incomplete:
             out.append(f"run {run.run_id} was interrupted: only the trials that finished are here")
     first = loaded.runs[0]
     for run in loaded.runs[1:]:
@@ -464,7 +476,7 @@ def _warnings(loaded: Loaded, groups: list[Group], footprints: list[Footprint]) 
 def summarize(loaded: Loaded) -> Summary:
     trials = loaded.trials
     verdicts = _verdicts_by_target(loaded)
-    interrupted = any(r.interrupted for r in loaded.runs)
+    interrupted = any(r.incomplete for r in loaded.runs)
 
     keys = [_setting_of(row) for _, row in trials.iterrows()]
     measured = list(dict.fromkeys(keys))

@@ -270,6 +270,14 @@ class BuildOutcome:
     detail: str = ""
 
 
+def build_one(target: Target, envs_dir: Path, *, rebuild: bool = False) -> BuildOutcome:
+    """The target's environment, built or reused; a failure is an outcome, not an exception."""
+    try:
+        return BuildOutcome(target.name, ensure_env(target, envs_dir, rebuild=rebuild))
+    except EnvError as exc:
+        return BuildOutcome(target.name, None, str(exc), exc.detail)
+
+
 def build_all(
     targets: list[Target],
     envs_dir: Path,
@@ -280,10 +288,7 @@ def build_all(
     """Build every target's environment; a failure is recorded and the others go on."""
     outcomes: list[BuildOutcome] = []
     for i, t in enumerate(targets, 1):
-        try:
-            outcome = BuildOutcome(t.name, ensure_env(t, envs_dir, rebuild=rebuild))
-        except EnvError as exc:
-            outcome = BuildOutcome(t.name, None, str(exc), exc.detail)
+        outcome = build_one(t, envs_dir, rebuild=rebuild)
         outcomes.append(outcome)
         if report:
             report(i, len(targets), outcome)

@@ -16,42 +16,17 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
+
+from loadgen.records.trial import Latency
 
 LOWEST_US = 1
 HIGHEST_US = 60_000_000
 SIGNIFICANT_FIGURES = 3
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
-
-
-@dataclass(frozen=True)
-class LatencySummary:
-    """Percentiles of one histogram, in milliseconds."""
-
-    count: int
-    mean_ms: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    p999_ms: float
-    max_ms: float
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-    def percentiles_ms(self) -> dict[str, float]:
-        """``{"p50": ..., "p90": ..., "p99": ..., "p999": ..., "max": ...}``."""
-        return {
-            "p50": self.p50_ms,
-            "p90": self.p90_ms,
-            "p99": self.p99_ms,
-            "p999": self.p999_ms,
-            "max": self.max_ms,
-        }
 
 
 class Histogram:
@@ -115,24 +90,25 @@ class Histogram:
     def value_at_percentile_us(self, percentile: float) -> int:
         return int(self._hdr.get_value_at_percentile(percentile))
 
-    def summary(self) -> LatencySummary:
+    def summary(self) -> Latency:
+        """Percentiles in milliseconds (all zero for an empty histogram)."""
         hdr = self._hdr
         total = int(hdr.get_total_count())
         if not total:
-            return LatencySummary(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+            return Latency(0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         at = hdr.get_percentile_to_value_dict(list(PERCENTILES))
         p50, p90, p99, p999 = (int(at[p]) / 1000.0 for p in PERCENTILES)
-        return LatencySummary(
+        return Latency(
             count=total,
-            mean_ms=round(float(hdr.get_mean_value()) / 1000.0, 6),
-            p50_ms=p50,
-            p90_ms=p90,
-            p99_ms=p99,
-            p999_ms=p999,
-            max_ms=int(hdr.get_max_value()) / 1000.0,
+            mean=round(float(hdr.get_mean_value()) / 1000.0, 6),
+            p50=p50,
+            p90=p90,
+            p99=p99,
+            p999=p999,
+            max=int(hdr.get_max_value()) / 1000.0,
         )
 
 
-def summarize_encoded(encoded: Iterable[str]) -> LatencySummary:
+def summarize_encoded(encoded: Iterable[str]) -> Latency:
     """The summary of the merge of encoded histograms."""
     return Histogram.merged(encoded).summary()

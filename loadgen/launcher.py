@@ -6,21 +6,16 @@ CPU set, output to a log file. Wait, bounded, until the hello path answers 200, 
 poll that the process is alive; then make sure the listening socket belongs to the server's own
 process tree (an answer from some other process holding the port is not our target's).
 
-Stop: SIGTERM to the process group, wait up to the grace period for every process of the tree,
-then SIGKILL the group and any straggler by PID, and prove none is left.
+Stop (:func:`loadgen.procs.stop_group`): SIGTERM to the process group, wait up to the grace
+period for every process of the tree, then SIGKILL the group and any straggler by PID, and prove
+none is left.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import http.client
-import os
-import signal
-import socket
 import subprocess
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +23,15 @@ import psutil
 
 from loadgen.config import Config
 from loadgen.envs import Env, env_vars
+from loadgen.procs import (
+    StopReport,
+    free_port,
+    listeners,
+    log_tail,
+    pin_preexec,
+    port_holder,
+    stop_group,
+)
 from loadgen.targets import Target
 
 POLL_S = 0.05
@@ -60,14 +64,6 @@ class LaunchOptions:
 
 
 DEFAULT_LAUNCH = LaunchOptions()
-
-
-@dataclass(frozen=True)
-class StopReport:
-    signal: str  # "SIGTERM" when the group left on its own, "SIGKILL" when it had to be killed
-    stop_s: float
-    exit_code: int | None
-    left: tuple[int, ...]  # PIDs still alive after everything: must be empty
 
 
 @dataclass
@@ -124,51 +120,6 @@ class Server:
         self.stop()
 
 
-def log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - 64_000))
-            tail = deque(fh.read().decode("utf-8", "replace").splitlines(), maxlen=lines)
-    except OSError:
-        return ""
-    return "\n".join(tail)
-
-
-def free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def port_holder(host: str, port: int) -> str | None:
-    """None when ``port`` can be bound; else who holds it, as best as can be told."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind((host, port))
-            return None
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                return f"port {port} cannot be bound: {exc.strerror}"
-    for c in _listeners(port):
-        return f"port {port} is already held by pid {c}"
-    return f"port {port} is already in use"
-
-
-def _listeners(port: int) -> list[int]:
-    try:
-        conns = psutil.net_connections(kind="tcp")
-    except (psutil.AccessDenied, OSError):
-        return []
-    return sorted(
-        {
-            c.pid
-            for c in conns
-            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
-        }
-    )
-
-
 def start(
     target: Target, env: Env, *, log_dir: Path, opts: LaunchOptions = DEFAULT_LAUNCH
 ) -> Server:
@@ -197,7 +148,7 @@ def start(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_pin(cpus) if cpus else None,
+                preexec_fn=pin_preexec(cpus),
             )
         except OSError as exc:
             raise LaunchError(f"cannot start {argv[0]}: {exc.strerror}") from None
@@ -211,13 +162,6 @@ def start(
         server.stop(opts.stop_grace)
         raise
     return server
-
-
-def _pin(cpus: tuple[int, ...]):  # type: ignore[no-untyped-def]
-    def pin() -> None:
-        os.sched_setaffinity(0, cpus)
-
-    return pin
 
 
 def _rss(p: psutil.Process) -> int:
@@ -263,67 +207,9 @@ def _probe(host: str, port: int, path: str) -> int | None:
 
 def _check_owner(server: Server) -> None:
     mine = {p.pid for p in server.tree()}
-    holders = _listeners(server.port)
+    holders = listeners(server.port)
     if holders and not set(holders) & mine:
         raise LaunchError(
             f"port {server.port} answers, but it is held by pid {holders[0]}, not by the server",
             server.log_tail(),
         )
-
-
-def stop_group(proc: subprocess.Popen[bytes], pids: set[int], grace: float) -> StopReport:
-    """SIGTERM the group, wait, SIGKILL what is left (group and known PIDs); prove it is gone."""
-    started = time.monotonic()
-    pgid = proc.pid
-    sig = "SIGTERM"
-    _signal_group(pgid, signal.SIGTERM)
-    deadline = started + grace
-    while time.monotonic() < deadline:
-        proc.poll()
-        if not _alive(pids | _members(pgid)):
-            break
-        time.sleep(POLL_S)
-    else:
-        sig = "SIGKILL"
-    left = _alive(pids | _members(pgid))
-    if left:
-        sig = "SIGKILL"
-        _signal_group(pgid, signal.SIGKILL)
-        for pid in left:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
-    end = time.monotonic() + 5
-    while (left := _alive(pids | _members(pgid))) and time.monotonic() < end:
-        time.sleep(POLL_S)
-    return StopReport(sig, time.monotonic() - started, proc.returncode, tuple(sorted(left)))
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _members(pgid: int) -> set[int]:
-    """PIDs whose process group is ``pgid`` (found by scanning, so escaped children count)."""
-    out: set[int] = set()
-    for p in psutil.process_iter():
-        try:
-            if os.getpgid(p.pid) == pgid:
-                out.add(p.pid)
-        except (ProcessLookupError, PermissionError):
-            continue
-    return out
-
-
-def _alive(pids: set[int]) -> set[int]:
-    out = set()
-    for pid in pids:
-        try:
-            p = psutil.Process(pid)
-            if p.status() != psutil.STATUS_ZOMBIE:
-                out.add(pid)
-        except psutil.NoSuchProcess:
-            continue
-    return out

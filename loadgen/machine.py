@@ -15,18 +15,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-# The keys that must match for two results to be compared (the rest is informative).
-FINGERPRINT_KEYS = (
-    "hostname",
-    "cpu_model",
-    "cpu_count",
-    "server_cpus",
-    "client_cpus",
-    "governor",
-    "turbo",
-    "kernel",
-    "memory_bytes",
-)
+from loadgen.records import FINGERPRINT_KEYS
+
+__all__ = ["FINGERPRINT_KEYS", "fingerprint", "fingerprint_id", "warnings"]
 
 
 def _read(path: str) -> str | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import os
 import signal
 import sys
@@ -27,13 +26,15 @@ from typing import Any, TextIO
 
 from loadgen import machine
 from loadgen.config import Config, LoadSetting, to_dict
-from loadgen.envs import Env, EnvError, ensure_env
+from loadgen.envs import BuildOutcome, Env, build_all
 from loadgen.launcher import LaunchError, LaunchOptions, Server, start
+from loadgen.procs import pinned
 from loadgen.records import (
     ERROR_KINDS,
-    RUN_SCHEMA,
     Latency,
+    LoadResult,
     ProcStats,
+    RunHeader,
     TrialRecord,
     append_record,
 )
@@ -45,7 +46,7 @@ from loadgen.verify import Verdict, check_answer, request_answer, verify_target
 class _Driven:
     """What one client's drive of a trial gave: its result and how it was set up."""
 
-    result: Any  # loadgen.rawclient.LoadResult (both clients return one)
+    result: LoadResult  # both clients return one
     settings: dict[str, Any]
     client_cpus: int  # CPUs the client could use: the base of its saturation share
     one_process_full: bool = False
@@ -130,16 +131,6 @@ def _clock(seconds: float) -> str:
 
 
 @contextlib.contextmanager
-def _pinned(cpus: tuple[int, ...]) -> Iterator[None]:
-    old = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, cpus)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, old)
-
-
-@contextlib.contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
     """A timer or a supervisor stopping the run with SIGTERM gets Ctrl-C's clean stop."""
 
@@ -154,6 +145,8 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 class Runner:
+    """One run: its folder, its header, the environments and verdicts of its targets."""
+
     def __init__(self, cfg: Config, targets: list[Target], *, run_dir: Path | None = None) -> None:
         self.cfg = cfg
         self.targets = targets
@@ -162,53 +155,75 @@ class Runner:
         self.trials_path = self.run_dir / "trials.jsonl"
         self.machine = machine.fingerprint(cfg.cpus.server, cfg.cpus.client, Path(cfg.root))
         self.launch = LaunchOptions.from_config(cfg)
+        self.builds: dict[str, BuildOutcome] = {}
         self.envs: dict[str, Env] = {}
         self.verdicts: dict[str, Verdict] = {}
-        self.header: dict[str, Any] = {}
+        self.header: RunHeader | None = None
 
     # -- run header ---------------------------------------------------------------------------
 
     def _write_header(self, **changes: Any) -> None:
-        self.header.update(changes)
-        tmp = self.run_dir / "run.json.tmp"
-        tmp.write_text(json.dumps(self.header, indent=2, sort_keys=True))
-        tmp.replace(self.run_dir / "run.json")
+        assert self.header is not None
+        self.header = self.header.updated(**changes)
+        self.header.write(self.run_dir)
 
     def mark_interrupted(self) -> None:
-        if self.header:
+        if self.header is not None:
             self._write_header(interrupted=True, finished_at=now_iso())
 
+    def execute(self) -> int:
+        """Prepare, then run the matrix: 0, or 130 when interrupted (finished trials kept)."""
+        try:
+            self.prepare()
+            self.run()
+        except KeyboardInterrupt:
+            self.mark_interrupted()
+            return 130
+        return 0
+
     def prepare(self, out: TextIO = sys.stderr) -> None:
-        """Create the run folder, build environments and verify every target once."""
+        """Create the run folder, build every environment once and verify every target once."""
         (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.trials_path.touch()
         warnings = machine.warnings(self.machine)
-        self._write_header(
-            schema=RUN_SCHEMA,
+        self.header = RunHeader(
             run_id=self.run_id,
             started_at=now_iso(),
-            finished_at=None,
-            interrupted=False,
             config=to_dict(self.cfg),
             machine=self.machine,
-            machine_warnings=warnings,
-            targets=[t.to_dict() for t in self.targets],
-            verdicts=[],
+            machine_warnings=tuple(warnings),
+            targets=tuple(t.to_dict() for t in self.targets),
         )
+        self.header.write(self.run_dir)
         for w in warnings:
             print(f"fwbench: machine: {w}", file=out)
+
+        def built(i: int, n: int, o: BuildOutcome) -> None:
+            state = (
+                f"FAILED: {o.error}"
+                if o.env is None
+                else ("cached" if o.env.cached else f"built in {o.env.build_s:.1f} s")
+            )
+            print(f"environment [{i}/{n}] {o.target}: {state}", file=out, flush=True)
+
+        outcomes = build_all(self.targets, self.cfg.path("envs_dir"), report=built)
+        self.builds = {o.target: o for o in outcomes}
         for i, t in enumerate(self.targets, 1):
             v = verify_target(
-                t, self.cfg.path("envs_dir"), log_dir=self.run_dir / "logs", opts=self.launch
+                t,
+                self.cfg.path("envs_dir"),
+                log_dir=self.run_dir / "logs",
+                opts=self.launch,
+                built=self.builds[t.name],
             )
             self.verdicts[t.name] = v
             state = "ok" if v.ok else "FAILED: " + "; ".join(c.reason for c in v.failures)
             print(f"verify [{i}/{len(self.targets)}] {t.name}: {state}", file=out, flush=True)
-            if v.ok:
-                with contextlib.suppress(EnvError):
-                    self.envs[t.name] = ensure_env(t, self.cfg.path("envs_dir"))
-        self._write_header(verdicts=[v.to_dict() for v in self.verdicts.values()])
+            env = self.builds[t.name].env
+            if v.ok and env is not None:
+                self.envs[t.name] = env
+        self._write_header(verdicts=tuple(v.to_dict() for v in self.verdicts.values()))
 
     # -- the matrix -----------------------------------------------------------------------------
 
@@ -217,7 +232,7 @@ class Runner:
         progress = Progress(len(trials), out)
         interrupted = False
         try:
-            with _sigterm_as_interrupt(), _pinned(self.cfg.cpus.client):
+            with _sigterm_as_interrupt(), pinned(self.cfg.cpus.client):
                 for p in trials:
                     est = p.load.duration + p.load.warmup + 3.0
                     progress.trial(p, est)
@@ -255,7 +270,7 @@ class Runner:
                 print(f"fwbench: processes left after stop: {report.left}", file=sys.stderr)
 
     def _measure(
-        self, p: TrialPlan, server: Server, base: dict[str, Any], live: Callable[[int], None]
+        self, p: TrialPlan, server: Server, base: TrialRecord, live: Callable[[int], None]
     ) -> TrialRecord:
         """Sample while the trial's client drives the server; assemble the record."""
         from loadgen.sampler import SamplerError, SamplerProcess, is_saturated, summarize
@@ -287,7 +302,7 @@ class Runner:
         summary = summarize(samples, result.window_start, result.window_end, outcome.client_cpus)
         threshold = self.cfg.sampler.saturation_pct
         client_pct = summary.client_cpu_pct if samples else result.client_cpu_pct
-        rec = dict(
+        rec = replace(
             base,
             client_settings=outcome.settings,
             duration_s=result.duration_s,
@@ -296,8 +311,8 @@ class Runner:
             errors={k: int(result.errors.get(k, 0)) for k in ERROR_KINDS},
             reconnects=result.reconnects,
             late=result.late,
-            latency_ms=_latency(result.latency),
-            latency_uncorrected_ms=_latency(result.latency_uncorrected),
+            latency_ms=result.latency_or_none,
+            latency_uncorrected_ms=_some(result.latency_uncorrected),
             hist=result.hist,
             hist_uncorrected=result.hist_uncorrected or "",
             target_stats=summary.target,
@@ -316,10 +331,11 @@ class Runner:
         )
         if not server.alive():
             code = server.proc.returncode
-            rec.update(status="failed", failure=f"server exited with code {code} during the trial")
-        elif result.requests == 0:
-            rec.update(status="failed", failure="no good answer in the measured window")
-        return TrialRecord(**rec)
+            why = f"server exited with code {code} during the trial"
+            return replace(rec, status="failed", failure=why)
+        if result.requests == 0:
+            return replace(rec, status="failed", failure="no good answer in the measured window")
+        return rec
 
     def _drive_raw(
         self, p: TrialPlan, server: Server, live: Callable[[int], None]
@@ -357,7 +373,7 @@ class Runner:
     def _drive_locust(
         self, p: TrialPlan, server: Server, live: Callable[[int], None]
     ) -> _Driven | str:
-        from loadgen.locust_client import LocustError, LocustSpec, run_locust
+        from loadgen.locust.client import LocustError, LocustSpec, run_locust
 
         ld = p.load
         cpus = self.cfg.cpus.client
@@ -406,71 +422,62 @@ class Runner:
             extra={"locust": info.to_dict()},
         )
 
-    def _base(self, p: TrialPlan, v: Verdict | None) -> dict[str, Any]:
+    def _base(self, p: TrialPlan, v: Verdict | None) -> TrialRecord:
+        """The trial's record before any measurement: what and how, nothing measured yet."""
         t, ld = p.target, p.load
-        return {
-            "run_id": self.run_id,
-            "trial_id": p.trial_id,
-            "trial": p.trial,
-            "started_at": now_iso(),
-            "status": "ok",
-            "failure": "",
-            "target": t.name,
-            "framework": t.framework,
-            "framework_version": v.framework_version if v else "",
-            "server": t.server + (f" ({t.server_worker})" if t.server_worker else ""),
-            "server_version": v.server_version if v else "",
-            "python": v.python if v else t.python,
-            "kind": t.kind,
-            "keepalive": bool(v.keepalive) if v else t.keepalive,
-            "workers": self.cfg.server.workers,
-            "client": ld.client,
-            "client_settings": {},
-            "load": ld.name,
-            "scenario": ld.scenario,
-            "model": ld.model,
-            "connections": p.connections,
-            "rate": ld.rate if ld.model == "open" else None,
-            "duration_s": 0.0,
-            "warmup_s": ld.warmup,
-            "requests": 0,
-            "rps": 0.0,
-            "errors": dict.fromkeys(ERROR_KINDS, 0),
-            "reconnects": 0,
-            "late": 0,
-            "latency_ms": None,
-            "latency_uncorrected_ms": None,
-            "hist": "",
-            "hist_uncorrected": "",
-            "target_stats": None,
-            "client_stats": None,
-            "sampler_cpu_pct": None,
-            "cpu_s_per_1k": None,
-            "client_cpu_pct": None,
-            "client_saturated": False,
-            "other_cpu_pct": None,
-            "startup_s": None,
-            "idle_rss_bytes": None,
-            "machine": self.machine,
-        }
+        return TrialRecord(
+            run_id=self.run_id,
+            trial_id=p.trial_id,
+            trial=p.trial,
+            started_at=now_iso(),
+            status="ok",
+            failure="",
+            target=t.name,
+            framework=t.framework,
+            framework_version=v.framework_version if v else "",
+            server=t.server + (f" ({t.server_worker})" if t.server_worker else ""),
+            server_version=v.server_version if v else "",
+            python=v.python if v else t.python,
+            kind=t.kind,
+            keepalive=bool(v.keepalive) if v else t.keepalive,
+            workers=self.cfg.server.workers,
+            client=ld.client,
+            client_settings={},
+            load=ld.name,
+            scenario=ld.scenario,
+            model=ld.model,
+            connections=p.connections,
+            rate=ld.rate if ld.model == "open" else None,
+            duration_s=0.0,
+            warmup_s=ld.warmup,
+            requests=0,
+            rps=0.0,
+            errors=dict.fromkeys(ERROR_KINDS, 0),
+            reconnects=0,
+            late=0,
+            latency_ms=None,
+            latency_uncorrected_ms=None,
+            hist="",
+            hist_uncorrected="",
+            target_stats=None,
+            client_stats=None,
+            sampler_cpu_pct=None,
+            cpu_s_per_1k=None,
+            client_cpu_pct=None,
+            client_saturated=False,
+            other_cpu_pct=None,
+            startup_s=None,
+            idle_rss_bytes=None,
+            machine=self.machine,
+        )
 
     @staticmethod
-    def _failed(base: dict[str, Any], why: str, **more: Any) -> TrialRecord:
-        return TrialRecord(**dict(base, status="failed", failure=why, **more))
+    def _failed(base: TrialRecord, why: str, startup_s: float | None = None) -> TrialRecord:
+        return replace(base, status="failed", failure=why, startup_s=startup_s)
 
 
-def _latency(summary: Any) -> Latency | None:
-    if summary is None or not summary.count:
-        return None
-    return Latency(
-        count=summary.count,
-        mean=summary.mean_ms,
-        p50=summary.p50_ms,
-        p90=summary.p90_ms,
-        p99=summary.p99_ms,
-        p999=summary.p999_ms,
-        max=summary.max_ms,
-    )
+def _some(latency: Latency | None) -> Latency | None:
+    return latency if latency is not None and latency.count else None
 
 
 def _quick_check(t: Target, server: Server) -> str | None:

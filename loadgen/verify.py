@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from loadgen.checks import MESSAGE, body_problem, content_type_problem, html_text
-from loadgen.envs import Env, EnvError, ensure_env
+from loadgen.envs import BuildOutcome, Env, EnvError, build_one
 from loadgen.launcher import DEFAULT_LAUNCH, LaunchError, LaunchOptions, Server, start
 from loadgen.targets import Target
 
@@ -188,16 +188,29 @@ def check_template(target: Target) -> Check:
 
 
 def verify_target(
-    target: Target, envs_dir: Path, *, log_dir: Path, opts: LaunchOptions = DEFAULT_LAUNCH
+    target: Target,
+    envs_dir: Path,
+    *,
+    log_dir: Path,
+    opts: LaunchOptions = DEFAULT_LAUNCH,
+    built: BuildOutcome | None = None,
 ) -> Verdict:
-    """Build (or reuse) the environment, start, check, stop. Never raises for a bad target."""
+    """Start, check, stop; never raises for a bad target.
+
+    ``built``: the environment already built (or failed) by :func:`loadgen.envs.build_all`;
+    without it, the environment is built (or reused) here.
+    """
     checks: list[Check] = [check_template(target)]
     env: Env | None = None
     server: Server | None = None
     tail = ""
     left: tuple[int, ...] = ()
     try:
-        env = ensure_env(target, envs_dir)
+        if built is None:
+            built = build_one(target, envs_dir)
+        if built.env is None:
+            raise EnvError(built.error, built.detail)
+        env = built.env
         checks.append(Check("environment", "pass", "reused" if env.cached else "built"))
         server = start(target, env, log_dir=log_dir, opts=opts)
         checks.append(Check("start", "pass", f"answered after {server.startup_s:.2f} s"))

@@ -1,7 +1,8 @@
-"""What ``fwbench check`` tells (analysis.alerts, analysis.cmd_check): acknowledgements, one
-alert per drop, regressions.json, the Markdown alert checked against its expected text, exit
-statuses, and the webhook against a real HTTP receiver on 127.0.0.1 (signed; a receiver that
-is down keeps the alert for the next check and does not change the exit status)."""
+"""What ``fwbench check`` tells (analysis.alerts, analysis.check, commands.check):
+acknowledgements, one alert per drop, regressions.json, the Markdown alert checked against its
+expected text, exit statuses, and the webhook against a real HTTP receiver on 127.0.0.1
+(signed; a receiver that is down keeps the alert for the next check and does not change the
+exit status)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ import numpy as np
 import pytest
 
 from analysis import alerts
-from analysis.cmd_check import parse_pairs, run_check
+from analysis.check import run_check
 from analysis.gate import Finding
 from analysis.history import History
-from analysis.synthetic import store_nights, synthetic_machine
+from benchmarks.synthetic import store_nights, synthetic_machine
+from commands.check import parse_pairs
 from loadgen.config import Ack, Check, Config, ConfigError, Pair, Paths
 
 SECRET = "s3cret-for-the-test"

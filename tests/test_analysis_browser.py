@@ -23,12 +23,16 @@ import pytest
 
 from analysis import report
 from analysis.html import CSP
-from analysis.synthrun import SynthTarget, make_run
+from benchmarks.synthrun import SynthTarget, make_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium); CI has it"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="chromium is not installed (apt-get install -y chromium); CI has it",
+    ),
+    pytest.mark.child_process,  # Chromium renders a file: no server, no load (not e2e)
+]
 
 FLAGS = [
     "--headless",

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from analysis import charts
 from analysis.load import load_runs
 from analysis.summary import Summary, summarize
-from analysis.synthrun import SynthLoad, make_run, many_targets
+from benchmarks.synthrun import SynthLoad, make_run, many_targets
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

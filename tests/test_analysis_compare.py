@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from analysis import cmd_compare
 from analysis.compare import ALPHA, compare, render_markdown, render_text, significant, verdict
 from analysis.load import load_runs
 from analysis.summary import summarize
-from analysis.synthrun import SynthTarget, machine, make_run
-from loadgen.cli import main as fwbench
+from benchmarks.synthrun import SynthTarget, machine, make_run
+from commands import compare as cmd_compare
+from commands.cli import main as fwbench
 
 
 def _runs(tmp_path: Path, other_machine: bool = False) -> tuple[Path, Path]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.load import LoadError, load_runs, read_samples
-from loadgen.records import ERROR_KINDS
+from analysis.load import LoadError, load_runs
+from loadgen.records import ERROR_KINDS, cpu_pct_series, read_samples
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run-small"
 
@@ -92,24 +92,42 @@ def test_interrupted_run_without_trials(tmp_path: Path) -> None:
     (run / "run.json").write_text(json.dumps(header))
     (run / "trials.jsonl").unlink()
     loaded = load_runs([run])
-    assert loaded.runs[0].interrupted
+    assert loaded.runs[0].incomplete and not loaded.runs[0].interrupted  # killed, not stopped
     assert len(loaded.trials) == 0 and list(loaded.trials.columns)
     assert len(loaded.samples) == 0
 
 
-def test_torn_and_partial_samples_are_tolerated(tmp_path: Path) -> None:
-    path = tmp_path / "s.jsonl"
-    path.write_text(
-        '{"t": 1.0, "target": {"cpu_user_s": 0.0, "rss": 100}}\n'
-        '{"t": 2.0, "target": {"cpu_user_s": 0.5, "cpu_system_s": null}, "client": "bad"}\n'
-        "[1, 2]\n"
-        '{"target": {"rss": 5}}\n'
-        '{"t": 3.0, "target": {"cpu_user_s": 1'  # torn last line
-    )
-    rows = read_samples(path, "r", "x/y/c1/t1")
-    assert [r["t"] for r in rows] == [1.0, 2.0]
-    assert rows[0]["cpu_system_s"] is None and rows[1]["rss"] is None
-    assert read_samples(tmp_path / "missing.jsonl", "r", "x") == []
+SAMPLES = "starlette__closed-64__c64__t1.jsonl"
+
+
+def test_a_torn_last_sample_is_skipped(tmp_path: Path) -> None:
+    run = _copy(tmp_path)
+    with open(run / "samples" / SAMPLES, "a") as fh:
+        fh.write('{"t": 3.0, "target": {"cpu_user_s": 1')  # a sampler killed mid-write
+    assert len(load_runs([run]).samples) == len(load_runs([FIXTURE]).samples)
+
+
+def test_unknown_samples_version_is_refused_by_name(tmp_path: Path) -> None:
+    run = _copy(tmp_path)
+    path = run / "samples" / SAMPLES
+    lines = path.read_text().splitlines()
+    header = json.loads(lines[0])
+    header["schema"] = "fwbench.samples/9"
+    path.write_text("\n".join([json.dumps(header), *lines[1:]]) + "\n")
+    with pytest.raises(LoadError) as err:
+        load_runs([run])
+    msg = str(err.value)
+    assert f"{SAMPLES}:1" in msg
+    assert "'fwbench.samples/9'" in msg and "fwbench.samples/1" in msg
+    assert len(load_runs([run], samples=False).trials) == 9  # only the samples are refused
+
+
+def test_a_sample_of_the_wrong_shape_is_refused_by_line(tmp_path: Path) -> None:
+    run = _copy(tmp_path)
+    with open(run / "samples" / SAMPLES, "a") as fh:
+        fh.write('{"t": 3.0, "client": {}}\n')  # header + 13 samples, then this
+    with pytest.raises(LoadError, match=rf"{SAMPLES}:15: not a sample \(no 'target'\)"):
+        load_runs([run])
 
 
 def test_several_runs_pool_their_trials(tmp_path: Path) -> None:
@@ -118,11 +136,12 @@ def test_several_runs_pool_their_trials(tmp_path: Path) -> None:
     assert len(loaded.trials) == 18 and len(loaded.runs) == 2
 
 
-def test_fixture_samples_are_in_the_sampler_format() -> None:
-    from loadgen.sampler import read_samples as sampler_read
-
-    path = FIXTURE / "samples" / "starlette__closed-64__c64__t1.jsonl"
-    samples = sampler_read(path)
-    rows = [r for r in read_samples(path, "r", "t") if r["role"] == "target"]
+def test_fixture_samples_are_read_by_the_one_reader_and_formula() -> None:
+    path = FIXTURE / "samples" / SAMPLES
+    samples = read_samples(path)
+    frame = load_runs([FIXTURE]).samples
+    rows = frame[(frame["trial_id"] == "starlette/closed-64/c64/t1") & (frame["role"] == "target")]
     assert len(samples) == len(rows) > 5
-    assert [s.target.rss_bytes for s in samples] == [r["rss"] for r in rows]
+    assert [s.target.rss_bytes for s in samples] == rows["rss"].tolist()
+    expected = [float("nan") if p is None else p for p in cpu_pct_series(samples, "target")]
+    assert rows["cpu_pct"].tolist() == pytest.approx(expected, nan_ok=True)

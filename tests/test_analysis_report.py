@@ -15,8 +15,8 @@ from analysis.exporters import md, render_json, render_markdown
 from analysis.html import CSP_META
 from analysis.load import LoadError, load_runs
 from analysis.summary import summarize
-from analysis.synthrun import SynthTarget, make_run
-from loadgen.cli import main as fwbench
+from benchmarks.synthrun import SynthTarget, make_run
+from commands.cli import main as fwbench
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURE = FIXTURES / "run-small"
@@ -170,7 +170,7 @@ def test_report_command_refuses_bad_input(
 
 
 def test_write_report_is_reexported_for_the_bench_command() -> None:
-    from analysis import cmd_report
+    from commands import report as cmd_report
 
     assert callable(cmd_report.write_report)
 

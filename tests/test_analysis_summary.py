@@ -7,7 +7,7 @@ from pathlib import Path
 
 from analysis.load import load_runs
 from analysis.summary import SATURATED_REASON, Summary, summarize
-from analysis.synthrun import SynthLoad, SynthTarget, machine, make_run
+from benchmarks.synthrun import SynthLoad, SynthTarget, machine, make_run
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "run-small"
 

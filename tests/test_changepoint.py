@@ -4,7 +4,7 @@
 The last tests are the proof the issue asks for: on enough seeded histories to mean something,
 the measured false-alert rate on flat histories and the detection rate and delay on steps, held
 to bounds (3 % noise: a 6 % drop caught in >= 90 % of series within 7 nights; flat 40-night
-histories alerting in <= 10 %). ``python -m analysis.synthetic --report`` prints the full table.
+histories alerting in <= 10 %). ``python -m benchmarks.synthetic --report`` prints the full table.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from scipy import stats as sps
 
 from analysis.changepoint import ChangePoint, change_points, q_matrix, student_t
 from analysis.gate import HistoryParams, is_known, open_changes
-from analysis.synthetic import Case, evaluate, make_series, table, watch
+from benchmarks.synthetic import Case, evaluate, make_series, table, watch
 
 
 def brute_q(x: list[float], tau: int, kappa: int) -> float:

@@ -96,10 +96,11 @@ def test_parse_cpus() -> None:
         parse_cpus("")
 
 
+@pytest.mark.child_process  # `fwbench targets`, refused at once
 def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     bad = write(tmp_path, "[run]\ntrails = 3\n")
     out = subprocess.run(
-        [sys.executable, "-m", "loadgen.cli", "--config", str(bad), "targets"],
+        [sys.executable, "-m", "commands.cli", "--config", str(bad), "targets"],
         capture_output=True,
         text=True,
         cwd=ROOT,

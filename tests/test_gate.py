@@ -129,23 +129,23 @@ SLOWDOWN_US = 12.0  # fx-knob-slow's FWBENCH_SLOWDOWN_US
 
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[list[str]], int]]:
-    """``fwbench`` in-process, with the check and nightly commands registered."""
-    import loadgen.cli as c
+    """``fwbench`` in-process."""
+    from commands.cli import main
 
-    for mod in ("analysis.cmd_check", "analysis.cmd_nightly"):
-        if mod not in c.SUBCOMMANDS:
-            monkeypatch.setattr(c, "SUBCOMMANDS", (*c.SUBCOMMANDS, mod))
-    yield c.main
+    yield main
 
 
 @pytest.mark.e2e
 def test_slowdown_is_caught_and_a_a_is_clean(
-    tmp_path: Path, cli: Callable[[list[str]], int], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    envs_dir: Path,
+    cli: Callable[[list[str]], int],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert discover(FIXTURES).select(list(KNOB))[1].env == (("FWBENCH_SLOWDOWN_US", "12"),)
     toml = tmp_path / "bench.toml"
     toml.write_text(
-        f'[paths]\ntargets_dir = "{FIXTURES}"\nenvs_dir = "{ROOT / ".envs"}"\n'
+        f'[paths]\ntargets_dir = "{FIXTURES}"\nenvs_dir = "{envs_dir}"\n'
         f'reports_dir = "{tmp_path / "reports"}"\nhistory = "{tmp_path / "history.sqlite"}"\n'
         f"[run]\ntargets = {json.dumps(list(KNOB))}\ntrials = 7\n"
         '[[run.load]]\nname = "knob"\nconnections = [4]\nduration = 1.0\nwarmup = 0.3\n'

@@ -23,7 +23,7 @@ from analysis.history import (
     Migration,
     NewAlert,
 )
-from analysis.synthetic import (
+from benchmarks.synthetic import (
     store_nights,
     synthetic_header,
     synthetic_machine,
@@ -181,7 +181,7 @@ WRITER = textwrap.dedent(
     import os, sys, time
     from datetime import date
     from analysis.history import History
-    from analysis.synthetic import (store_nights, synthetic_header, synthetic_machine,
+    from benchmarks.synthetic import (store_nights, synthetic_header, synthetic_machine,
                                     synthetic_record)
 
     mode, path = sys.argv[1], sys.argv[2]
@@ -227,6 +227,7 @@ def spawn(*args: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.child_process  # SQLite writers in processes of their own
 def test_two_processes_writing_at_once(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite"
     History(path).close()
@@ -258,6 +259,7 @@ def test_two_processes_writing_at_once(tmp_path: Path) -> None:
     assert per_run == {50}
 
 
+@pytest.mark.child_process  # SQLite writers in processes of their own
 def test_a_writer_that_dies_mid_transaction_leaves_nothing(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite"
     History(path).close()
@@ -271,6 +273,7 @@ def test_a_writer_that_dies_mid_transaction_leaves_nothing(tmp_path: Path) -> No
         assert len(h.runs()) == 1
 
 
+@pytest.mark.child_process  # SQLite writers in processes of their own
 def test_a_reader_sees_nothing_of_a_write_half_way(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite"
     History(path).close()

@@ -29,15 +29,14 @@ import pytest
 
 from loadgen.envs import ensure_env
 from loadgen.hist import Histogram
-from loadgen.launcher import LaunchOptions, Server, free_port, start
-from loadgen.locust_client import LocustError, LocustSpec, child_env, run_locust
-from loadgen.locustfiles.protocol import count_in_window, parse_event, window
-from loadgen.locustfiles.recording import BodyMismatch, Recorder, StatusMismatch, error_kind
+from loadgen.launcher import LaunchOptions, Server, start
+from loadgen.locust.client import LocustError, LocustSpec, child_env, run_locust
+from loadgen.locust.protocol import count_in_window, parse_event, window
+from loadgen.locust.recording import BodyMismatch, Recorder, StatusMismatch, error_kind
+from loadgen.procs import free_port
 from loadgen.targets import discover
 
 ROOT = Path(__file__).resolve().parent.parent
-
-pytestmark = pytest.mark.e2e
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,6 +102,30 @@ def test_window_and_locust_per_second_counts() -> None:
     assert parse_event("a locustfile's print") is None
 
 
+def test_spec_refuses_bad_settings_all_at_once() -> None:
+    with pytest.raises(ValueError) as err:
+        LocustSpec(host="", port=80, users=0, path="hello", duration=float("inf"), worker_wait=0)
+    assert str(err.value) == (
+        "invalid LocustSpec: host is empty; users must be at least 1; duration must be a "
+        "positive finite number; path must start with '/'; worker_wait must be positive"
+    )
+    assert LocustSpec(host="127.0.0.1", port=80, workers=2).local_processes == 3
+
+
+@pytest.mark.child_process  # a Python that imports modules and exits: no server, no load
+def test_fwbench_side_never_imports_locust_or_gevent() -> None:
+    """Locust patches its process with gevent on import: only the driver's processes may."""
+    probe = (
+        "import sys, loadgen.locust.client, loadgen.locust.external\n"
+        "heavy = ('gevent', 'locust', 'zmq')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 # --------------------------------------------------------------------------------------------
 # Servers
 
@@ -143,9 +166,9 @@ class StdlibServer:
 
 
 @pytest.fixture(scope="module")
-def starlette(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def starlette(tmp_path_factory: pytest.TempPathFactory, envs_dir: Path) -> Iterator[Server]:
     target = discover(ROOT / "targets").select(["starlette"])[0]
-    env = ensure_env(target, ROOT / ".envs")
+    env = ensure_env(target, envs_dir)
     server = start(
         target, env, log_dir=tmp_path_factory.mktemp("logs"), opts=LaunchOptions(cpus=(0,))
     )
@@ -174,15 +197,16 @@ def locust_children(role: str) -> list[psutil.Process]:
     for p in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
             cmd = p.cmdline()
-            if "loadgen.locust_driver" in cmd and role in cmd:
+            if "loadgen.locust.driver" in cmd and role in cmd:
                 out.append(p)
     return out
 
 
 # --------------------------------------------------------------------------------------------
-# Real runs
+# Real runs (e2e: each starts a server, locust or both)
 
 
+@pytest.mark.e2e
 def test_master_with_two_local_workers(starlette: Server, tmp_path: Path) -> None:
     affinities: list[set[int]] = []
 
@@ -197,7 +221,7 @@ def test_master_with_two_local_workers(starlette: Server, tmp_path: Path) -> Non
     assert len(info.processes) == 2 and all(p.requests > 0 for p in info.processes)
     assert result.requests == sum(p.requests for p in info.processes) > 100
     assert result.errors == dict.fromkeys(result.errors, 0)
-    assert 0 < result.latency.p50_ms <= result.latency.p99_ms <= result.latency.max_ms
+    assert 0 < result.latency.p50 <= result.latency.p99 <= result.latency.max
     assert Histogram.decode(result.hist).count == result.answers == result.requests
     assert result.window_end - result.window_start == pytest.approx(2.0)
     assert info.count_gap_pct < 1.0, (info.locust_requests, info.recorded)
@@ -208,6 +232,7 @@ def test_master_with_two_local_workers(starlette: Server, tmp_path: Path) -> Non
     assert "/hello/" in (tmp_path / "locust" / "locust_stats.csv").read_text()
 
 
+@pytest.mark.e2e
 def test_local_run_agrees_with_locust_stats(starlette: Server) -> None:
     seen: list[int] = []
     result, info = run_locust(spec_for(starlette), seen.append)
@@ -221,6 +246,7 @@ def test_local_run_agrees_with_locust_stats(starlette: Server) -> None:
     json.dumps(info.to_dict())
 
 
+@pytest.mark.e2e
 def test_browse_scenario(starlette: Server, tmp_path: Path) -> None:
     spec = spec_for(starlette, scenario="browse", users=24, check_every=1, out_dir=tmp_path)
     result, info = run_locust(spec)
@@ -231,6 +257,7 @@ def test_browse_scenario(starlette: Server, tmp_path: Path) -> None:
     assert info.locust_failures == 0
 
 
+@pytest.mark.e2e
 def test_wrong_bodies_are_errors() -> None:
     with StdlibServer(b'{"message": "Hello World"}') as server:
         spec = LocustSpec(
@@ -242,6 +269,7 @@ def test_wrong_bodies_are_errors() -> None:
     assert result.answers == result.errors["body"]
 
 
+@pytest.mark.e2e
 def test_unknown_scenario_fails_before_load() -> None:
     with StdlibServer() as server:
         with pytest.raises(LocustError) as err:
@@ -251,6 +279,7 @@ def test_unknown_scenario_fails_before_load() -> None:
         assert server.requests == 0
 
 
+@pytest.mark.e2e
 def test_broken_locustfile_fails_before_load(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("from locust import FastHttpUser\n\nclass User(FastHttpUser:\n    pass\n")
@@ -265,6 +294,7 @@ def test_broken_locustfile_fails_before_load(tmp_path: Path) -> None:
         assert server.requests == 0
 
 
+@pytest.mark.e2e
 def test_workers_that_never_connect_fail_after_a_bounded_wait() -> None:
     with StdlibServer() as server:
         spec = LocustSpec(
@@ -280,6 +310,7 @@ def test_workers_that_never_connect_fail_after_a_bounded_wait() -> None:
         assert server.requests == 0
 
 
+@pytest.mark.e2e
 def test_worker_killed_mid_run(starlette: Server) -> None:
     killed: list[int] = []
 
@@ -297,10 +328,11 @@ def test_worker_killed_mid_run(starlette: Server) -> None:
     assert not any(psutil.pid_exists(p) for p in info.pids)
 
 
+@pytest.mark.e2e
 def test_external_worker_joins_with_locust_worker_command(starlette: Server) -> None:
     port = free_port("127.0.0.1")
     cmd = [
-        sys.executable, "-m", "loadgen.cmd_locust_worker", "--master", "127.0.0.1",
+        sys.executable, "-m", "commands.cli", "locust-worker", "--master", "127.0.0.1",
         "--master-port", str(port), "--once", "--connect-timeout", "60",
     ]  # fmt: skip
     external = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -322,13 +354,14 @@ def test_external_worker_joins_with_locust_worker_command(starlette: Server) -> 
     assert result.requests == sum(p.requests for p in info.processes)
 
 
+@pytest.mark.e2e
 def test_external_worker_refuses_a_host_it_may_not_load(tmp_path: Path) -> None:
     address = _outside_address()
     if address is None:
         pytest.skip("no address outside loopback on this machine")
     port = free_port("127.0.0.1")
     cmd = [
-        sys.executable, "-m", "loadgen.cmd_locust_worker", "--master", "127.0.0.1",
+        sys.executable, "-m", "commands.cli", "locust-worker", "--master", "127.0.0.1",
         "--master-port", str(port), "--once", "--config", str(tmp_path / "none.toml"),
     ]  # fmt: skip
     (tmp_path / "none.toml").write_text("")

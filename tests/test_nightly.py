@@ -16,29 +16,24 @@ import numpy as np
 import pytest
 
 from analysis.history import History
-from analysis.synthetic import store_nights
+from benchmarks.synthetic import store_nights
 from loadgen import machine
 from loadgen.config import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "targets"
 
-# `fwbench` with the check and nightly commands registered (harmless once cli.py lists them).
-FWBENCH = (
-    "import sys, loadgen.cli as c\n"
-    "c.SUBCOMMANDS = (*c.SUBCOMMANDS, *(m for m in ('analysis.cmd_check', "
-    "'analysis.cmd_nightly') if m not in c.SUBCOMMANDS))\n"
-    "sys.exit(c.main())\n"
-)
+# `fwbench`, as the console script runs it.
+FWBENCH = "import sys, commands.cli as c\nsys.exit(c.main())\n"
 
 pytestmark = pytest.mark.e2e
 
 
-def test_nightly_end_to_end(tmp_path: Path) -> None:
+def test_nightly_end_to_end(tmp_path: Path, envs_dir: Path) -> None:
     reports = tmp_path / "reports"
     toml = tmp_path / "bench.toml"
     toml.write_text(
-        f'[paths]\ntargets_dir = "{FIXTURES}"\nenvs_dir = "{ROOT / ".envs"}"\n'
+        f'[paths]\ntargets_dir = "{FIXTURES}"\nenvs_dir = "{envs_dir}"\n'
         f'reports_dir = "{reports}"\nhistory = "{reports / "history.sqlite"}"\n'
         '[nightly]\ntargets = ["fx-knob-base"]\ntrials = 2\n'
         '[[nightly.load]]\nname = "tiny"\nconnections = [2]\nduration = 0.8\nwarmup = 0.2\n'

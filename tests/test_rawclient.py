@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,9 +19,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from loadgen import loadcmd
+from commands import load as loadcmd
 from loadgen.hist import Histogram
+from loadgen.procs import free_port
 from loadgen.rawclient import LoadResult, LoadSpec, run_load
+
+pytestmark = pytest.mark.e2e  # every test sends load, nearly all to a server started here
 
 # --------------------------------------------------------------------------------------------
 # The servers: a small asyncio program, run with ``python -c`` so it starts in a blink
@@ -126,12 +128,6 @@ def server(mode: str = "ok", arg: float = 0.0) -> Iterator[int]:
             proc.stdout.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def spec(port: int, **kw: object) -> LoadSpec:
     base: dict[str, object] = {"connections": 8, "duration": 1.0, "warmup": 0.2}
     base.update(kw)
@@ -159,7 +155,7 @@ def test_closed_loop_counts_and_window() -> None:
     assert before < r.window_start < r.window_end
     assert r.window_end - r.window_start == pytest.approx(r.duration_s, abs=0.02)
     assert r.window_end_monotonic - r.window_start_monotonic == pytest.approx(r.duration_s)
-    assert 0 < r.latency.p50_ms <= r.latency.p99_ms <= r.latency.max_ms
+    assert 0 < r.latency.p50 <= r.latency.p99 <= r.latency.max
     assert r.latency_uncorrected is None and r.hist_uncorrected is None and r.late == 0
     assert Histogram.decode(r.hist).count == r.requests
     assert r.client_cpu_s > 0 and 0 < r.client_cpu_pct <= 110
@@ -174,7 +170,7 @@ def test_open_loop_keeps_its_rate() -> None:
     assert r.latency_uncorrected is not None and r.hist_uncorrected is not None
     assert r.latency_uncorrected.count == r.latency.count == r.requests
     assert r.late < r.requests / 2  # most sends on time, even on a busy machine
-    assert r.latency.p50_ms < 5
+    assert r.latency.p50 < 5
 
 
 def test_server_closing_every_connection_is_counted_as_reconnects() -> None:
@@ -237,15 +233,15 @@ def test_a_stall_shows_in_the_corrected_open_loop_latency_only() -> None:
         opened = run_load(spec(port, connections=8, duration=2.0, warmup=0.0, rate=2000.0))
     stall_ms = STALL_S * 1000
     # Closed loop: only the 8 requests in flight waited; the percentiles hide the stall.
-    assert closed.latency.max_ms >= 0.9 * stall_ms
-    assert closed.latency.p99_ms < 0.1 * stall_ms
+    assert closed.latency.max >= 0.9 * stall_ms
+    assert closed.latency.p99 < 0.1 * stall_ms
     # Open loop: every request meant for the stalled second is charged from its intended time.
     u = opened.latency_uncorrected
     assert u is not None
-    assert opened.latency.max_ms == pytest.approx(stall_ms, rel=0.15)
-    assert opened.latency.p99_ms >= 0.7 * stall_ms
-    assert opened.latency.p90_ms >= 0.2 * stall_ms
-    assert u.p99_ms < 0.1 * stall_ms  # measured from the actual send, it does not show
+    assert opened.latency.max == pytest.approx(stall_ms, rel=0.15)
+    assert opened.latency.p99 >= 0.7 * stall_ms
+    assert opened.latency.p90 >= 0.2 * stall_ms
+    assert u.p99 < 0.1 * stall_ms  # measured from the actual send, it does not show
     assert opened.late > 1000  # about a second's worth of sends could not go out on time
 
 

@@ -26,8 +26,6 @@ from loadgen.targets import discover
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "targets"
 
-pytestmark = pytest.mark.e2e
-
 
 def short(
     cfg: Config,
@@ -61,6 +59,7 @@ def test_plan_interleaves_targets(fixture_config: Config) -> None:
     ]
 
 
+@pytest.mark.e2e
 def test_run_records_good_and_failed_targets(fixture_config: Config, tmp_path: Path) -> None:
     cfg = short(fixture_config, ("fx-ok", "fx-crash", "fx-dies"), duration=4.0)
     targets = discover(FIXTURES).select(list(cfg.run.targets))
@@ -96,16 +95,17 @@ def test_run_records_good_and_failed_targets(fixture_config: Config, tmp_path: P
     assert {v["target"] for v in header["verdicts"]} == {"fx-ok", "fx-crash", "fx-dies"}
 
 
-def test_ctrl_c_keeps_finished_trials(fixture_config: Config, tmp_path: Path) -> None:
+@pytest.mark.e2e
+def test_ctrl_c_keeps_finished_trials(envs_dir: Path, tmp_path: Path) -> None:
     toml = tmp_path / "bench.toml"
     toml.write_text(
-        f'[paths]\ntargets_dir = "{FIXTURES}"\nenvs_dir = "{ROOT / ".envs"}"\n'
+        f'[paths]\ntargets_dir = "{FIXTURES}"\nenvs_dir = "{envs_dir}"\n'
         f'reports_dir = "{tmp_path / "reports"}"\n'
         '[run]\ntargets = ["fx-ok"]\ntrials = 5\n'
         '[[run.load]]\nname = "short"\nconnections = [2]\nduration = 1.5\nwarmup = 0.2\n'
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "loadgen.cli", "--config", str(toml), "run"],
+        [sys.executable, "-m", "commands.cli", "--config", str(toml), "run"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -139,12 +139,13 @@ def test_ctrl_c_keeps_finished_trials(fixture_config: Config, tmp_path: Path) ->
     assert not alive, f"left running after Ctrl-C: {alive}"
 
 
-def test_real_targets_short_run(tmp_path: Path, fixture_config: Config) -> None:
+@pytest.mark.e2e
+def test_real_targets_short_run(tmp_path: Path, fixture_config: Config, envs_dir: Path) -> None:
     base = short(fixture_config, ("starlette", "flask"), connections=16)
     cfg = Config(
         paths=type(base.paths)(
             targets_dir=str(ROOT / "targets"),
-            envs_dir=str(ROOT / ".envs"),
+            envs_dir=str(envs_dir),
             reports_dir=str(tmp_path),
         ),
         cpus=base.cpus,
@@ -165,11 +166,12 @@ def test_real_targets_short_run(tmp_path: Path, fixture_config: Config) -> None:
     assert os.sched_getaffinity(0) == set(range(os.cpu_count() or 1))  # affinity restored
 
 
-def test_locust_client_through_the_runner(tmp_path: Path, fixture_config: Config) -> None:
+@pytest.mark.e2e
+def test_locust_client_through_the_runner(tmp_path: Path, envs_dir: Path) -> None:
     """`fwbench run --client locust --locust-workers 2`: the same record format, workers counted."""
     toml = tmp_path / "bench.toml"
     toml.write_text(
-        f'[paths]\ntargets_dir = "{ROOT / "targets"}"\nenvs_dir = "{ROOT / ".envs"}"\n'
+        f'[paths]\ntargets_dir = "{ROOT / "targets"}"\nenvs_dir = "{envs_dir}"\n'
         f'reports_dir = "{tmp_path / "reports"}"\n'
         '[run]\ntargets = ["starlette"]\ntrials = 1\n'
         '[[run.load]]\nname = "users"\nconnections = [8]\nduration = 2\nwarmup = 1\n'
@@ -178,7 +180,7 @@ def test_locust_client_through_the_runner(tmp_path: Path, fixture_config: Config
         [
             sys.executable,
             "-m",
-            "loadgen.cli",
+            "commands.cli",
             "--config",
             str(toml),
             "run",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from loadgen import loadcmd
+from commands import load as loadcmd
 from loadgen.safety import check_host, is_loopback_address
 
 

@@ -23,19 +23,16 @@ from pathlib import Path
 import psutil
 import pytest
 
-from loadgen.sampler import (
-    SCHEMA,
+from loadgen.records import (
+    SAMPLES_SCHEMA,
+    RecordError,
     RoleSample,
     Sample,
-    SamplerError,
-    SamplerProcess,
-    children_from_files,
-    children_from_scan,
-    is_saturated,
+    cpu_pct_series,
     read_samples,
-    summarize,
-    tree,
 )
+from loadgen.sampler import SamplerError, SamplerProcess, is_saturated, summarize
+from loadgen.sampler.child import children_from_files, children_from_scan, tree
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -191,6 +188,25 @@ def test_summarize_edges() -> None:
         summarize(samples, 100.5, 103.5, 0)
 
 
+def test_cpu_pct_series_is_the_one_rate() -> None:
+    samples = hand_made()
+    assert cpu_pct_series(samples, "target") == pytest.approx([None, 100.0, 150.0, 50.0, 100.0])
+    assert cpu_pct_series(samples, "client") == pytest.approx([None, 50.0, 50.0, 50.0, 50.0])
+    # Only (first, last] when asked; nothing from fewer than two samples.
+    assert cpu_pct_series(samples, "target", 1, 3) == pytest.approx([None, None, 150.0, 50.0, None])
+    assert cpu_pct_series(samples[:1], "target") == [None]
+    # A stop sample 4 ms after the last tick joins the interval before it: both get its rate.
+    last = samples[-1]
+    stop_sample = dataclasses.replace(
+        last,
+        t=last.t + 0.004,
+        target=dataclasses.replace(last.target, cpu_user_s=last.target.cpu_user_s + 0.01),
+    )
+    joined = 1.01 / 1.004 * 100
+    series = cpu_pct_series([*samples, stop_sample], "target")
+    assert series == pytest.approx([None, 100.0, 150.0, 50.0, joined, joined])
+
+
 def test_is_saturated() -> None:
     assert is_saturated(95.0)
     assert not is_saturated(60.0)
@@ -201,14 +217,15 @@ def test_samples_round_trip_through_a_file(tmp_path: Path) -> None:
     samples = hand_made()
     assert [Sample.from_dict(json.loads(json.dumps(s.to_dict()))) for s in samples] == samples
     path = tmp_path / "s.jsonl"
-    lines = [json.dumps({"schema": SCHEMA})] + [json.dumps(s.to_dict()) for s in samples]
+    lines = [json.dumps({"schema": SAMPLES_SCHEMA})] + [json.dumps(s.to_dict()) for s in samples]
     path.write_text("\n".join(lines) + '\n{"t": 1')  # a torn last line is skipped
     assert read_samples(path) == samples
     path.write_text(json.dumps({"schema": "fwbench.samples/99"}) + "\n")
-    with pytest.raises(SamplerError, match="samples/99"):
+    with pytest.raises(RecordError, match=r"s\.jsonl:1: samples format 'fwbench\.samples/99'"):
         read_samples(path)
 
 
+@pytest.mark.child_process  # stand-in targets, no sampler process
 def test_tree_walks_match_a_full_scan() -> None:
     nest = "import os, time\nfor _ in range(2):\n    os.fork()\nprint(0, flush=True)\ntime.sleep(8)"
     with target(nest) as (proc, _):
@@ -221,6 +238,7 @@ def test_tree_walks_match_a_full_scan() -> None:
         assert first not in pruned and proc.pid in pruned and len(pruned) < 4
 
 
+@pytest.mark.e2e
 def test_target_tree_and_client_measured_apart(tmp_path: Path) -> None:
     cpu = max(os.sched_getaffinity(0))
     out = tmp_path / "samples" / "t.jsonl"
@@ -260,6 +278,7 @@ def cpu_s(procs: list[psutil.Process]) -> float:
     return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
 
 
+@pytest.mark.e2e
 def test_a_process_ending_mid_sampling_keeps_totals(tmp_path: Path) -> None:
     with target(LEADER_AND_WORKER) as (proc, worker):
         sampler = SamplerProcess(
@@ -281,6 +300,7 @@ def test_a_process_ending_mid_sampling_keeps_totals(tmp_path: Path) -> None:
     assert cpu[-1] >= 0.3  # the worker's burn stays counted after it is gone
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("how", ["eof", "fork"])
 def test_sampler_exits_when_its_parent_dies(tmp_path: Path, how: str) -> None:
     out = tmp_path / "s.jsonl"
@@ -319,6 +339,7 @@ def running(pid: int, procs: list[psutil.Process]) -> bool:
     return False
 
 
+@pytest.mark.child_process  # stand-in targets, no sampler process
 def test_refuses_the_targets_cpus(tmp_path: Path) -> None:
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
@@ -334,6 +355,7 @@ def test_refuses_the_targets_cpus(tmp_path: Path) -> None:
         assert sampler.stop() == []
 
 
+@pytest.mark.e2e
 def test_start_fails_clearly_without_a_target(tmp_path: Path) -> None:
     with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
         gone.wait(timeout=10)

@@ -26,6 +26,8 @@ def target(cfg: Config, name: str) -> Target:
 
 PINNED = LaunchOptions(cpus=(0,), stop_grace=2.0)
 
+pytestmark = pytest.mark.e2e  # every test builds a fixture environment and starts its server
+
 
 def verdict(cfg: Config, name: str, tmp_path: Path, port: int = 0) -> Verdict:
     opts = dataclasses.replace(PINNED, port=port)

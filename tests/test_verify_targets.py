@@ -7,12 +7,14 @@ its own server (Tornado), HTML and JSON. The parametrised test verifies every ta
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from loadgen.config import load_config
 from loadgen.launcher import LaunchOptions
 from loadgen.targets import discover
 from loadgen.verify import verify_target
@@ -23,9 +25,26 @@ TARGETS = discover(ROOT / "targets")
 pytestmark = pytest.mark.e2e
 
 
-def test_representative_targets_via_cli() -> None:
+def repo_config(tmp_path: Path, envs_dir: Path) -> Path:
+    """The repository's bench.toml with its [paths] moved off the user's folders: the real
+    targets, environments in the tests' folder, reports and history in tmp_path."""
+    paths = (
+        f'[paths]\ntargets_dir = "{ROOT / "targets"}"\nenvs_dir = "{envs_dir}"\n'
+        f'reports_dir = "{tmp_path / "reports"}"\nhistory = "{tmp_path / "history.sqlite"}"\n\n'
+    )
+    text, n = re.subn(r"(?ms)^\[paths\]\n.*?(?=^\[)", paths, (ROOT / "bench.toml").read_text())
+    assert n == 1, "bench.toml has no [paths] table followed by another table"
+    toml = tmp_path / "bench.toml"
+    toml.write_text(text)
+    assert load_config(toml).path("envs_dir") == envs_dir
+    return toml
+
+
+def test_representative_targets_via_cli(tmp_path: Path, envs_dir: Path) -> None:
+    config = repo_config(tmp_path, envs_dir)
+    fwbench = [sys.executable, "-m", "commands.cli", "--config", str(config)]
     out = subprocess.run(
-        [sys.executable, "-m", "loadgen.cli", "verify", "flask", "fastapi", "tornado", "--json"],
+        [*fwbench, "verify", "flask", "fastapi", "tornado", "--json"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -1,4 +1,4 @@
-"""fwbench's locustfiles, one per scenario, and the pure code the locust processes share.
+"""fwbench's locustfiles, one per scenario, and the base user they share.
 
 Scenarios (``loadgen/locustfiles/<scenario>.py``, each a plain locustfile on FastHttpUser):
 
@@ -6,10 +6,10 @@ Scenarios (``loadgen/locustfiles/<scenario>.py``, each a plain locustfile on Fas
 - ``browse``: a weighted mix a user of a real app would make (the hello route, the same route
   with a query string, a page that does not exist and must answer 404), with think time.
 
-Nothing in this package's ``__init__``, :mod:`~loadgen.locustfiles.recording` or
-:mod:`~loadgen.locustfiles.protocol` imports locust (locust monkey-patches the process with
-gevent on import, so it runs only in the processes of :mod:`loadgen.locust_driver`); the
-locustfiles and :mod:`~loadgen.locustfiles.common` do.
+Nothing in this package's ``__init__`` imports locust (locust monkey-patches the process with
+gevent on import, so it runs only in the processes of :mod:`loadgen.locust.driver`); the
+locustfiles and :mod:`~loadgen.locustfiles.common` do. The code that runs them is in
+:mod:`loadgen.locust`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 that checks answers the way the raw client does (status on every answer, the body on one in
 ``check_every``), reporting a rejected answer with an exception that names its error kind.
 
-Imports locust: only for the processes of :mod:`loadgen.locust_driver`.
+Imports locust: only for the processes of :mod:`loadgen.locust.driver`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from locust import FastHttpUser
 from locust.exception import StopUser
 
 from loadgen.checks import Kind, body_ok
-from loadgen.locustfiles.recording import BodyMismatch, StatusMismatch
+from loadgen.locust.recording import BodyMismatch, StatusMismatch
 
 
 @dataclass

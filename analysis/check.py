@@ -1,0 +1,124 @@
+"""Both regression gates over a run folder and the history, then alerts: what ``fwbench check``
+and ``fwbench nightly`` do after a run.
+
+The gates themselves are pure functions in :mod:`analysis.gate`; this module reads their inputs
+(``trials.jsonl``, ``run.json``, the history database), records and delivers the alerts
+(:mod:`analysis.alerts`) and writes ``regressions.json`` / ``regressions.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from analysis import alerts, gate
+from analysis.gate import Finding, HistoryParams, WithinParams, pair_data, within_run
+from analysis.history import History
+from loadgen.config import Config, ConfigError, Pair
+from loadgen.records import RecordError, RunHeader, read_header, read_records
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    status: int
+    findings: tuple[Finding, ...]
+    problems: tuple[str, ...]
+    registered: alerts.Registered
+    delivery: alerts.Delivery
+    json_path: Path
+    markdown_path: Path
+    markdown: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+def run_header(run_dir: Path) -> RunHeader:
+    try:
+        return read_header(run_dir)
+    except RecordError as exc:
+        raise ConfigError("RUN_DIR", f"no readable run.json ({exc})", source="flag") from None
+
+
+def check_within(
+    run_dir: Path, header: RunHeader, pairs: Sequence[Pair], params: WithinParams
+) -> tuple[list[Finding], list[str]]:
+    """The within-run gate over the trials of ``run_dir``."""
+    try:
+        records = list(read_records(run_dir / "trials.jsonl"))
+    except (OSError, RecordError) as exc:
+        return [], [f"{run_dir}: cannot read trials: {exc}"]
+    data, problems = pair_data(records, pairs)
+    findings, more = within_run(
+        data,
+        params,
+        run_id=header.run_id,
+        date=header.started_at[:10],
+        fingerprint=header.fingerprint,
+    )
+    if header.interrupted:
+        problems.append(f"run {header.run_id} was interrupted: not every trial ran")
+    return findings, problems + more
+
+
+def run_check(
+    cfg: Config,
+    *,
+    run_dir: Path | None = None,
+    history_gate: bool = False,
+    pairs: Sequence[Pair] | None = None,
+    out_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    today: date | None = None,
+) -> CheckResult:
+    """Both gates as asked, then record, write, deliver. Raises ConfigError for bad input."""
+    if run_dir is None and not history_gate:
+        raise ConfigError("check", "give a RUN_DIR, --history, or both", source="flag")
+    today = today or datetime.now(UTC).date()
+    findings: list[Finding] = []
+    problems: list[str] = []
+    context: dict[str, Any] = {}
+    fingerprint: str | None = None
+    if run_dir is not None:
+        use = tuple(pairs) if pairs is not None else cfg.check.pairs
+        header = run_header(run_dir)
+        fingerprint = header.fingerprint or None
+        context["run"] = header.run_id
+        if use:
+            f, p = check_within(run_dir, header, use, WithinParams.from_check(cfg.check))
+            findings += f
+            problems += p
+        elif not history_gate:
+            problems.append("no pairs to compare: set check.pairs in bench.toml or --pairs")
+    positions: Mapping[str, Mapping[str, int]] = {}
+    with History(cfg.path("history")) as history:
+        if history_gate:
+            if fingerprint is None:
+                latest = history.latest_run()
+                fingerprint = latest.fingerprint if latest is not None else None
+            if fingerprint is None:
+                problems.append("history: no run stored yet")
+                context["machine"] = ""
+            else:
+                outcome = gate.history_gate(
+                    history.series(fingerprint), fingerprint, HistoryParams.from_check(cfg.check)
+                )
+                findings += outcome.findings
+                problems += outcome.problems
+                positions = outcome.positions
+                context["machine"] = fingerprint
+        findings = alerts.acknowledge(findings, cfg.check.acknowledge, today)
+        deliver = alerts.webhook_configured(env)
+        reg = alerts.register(history, findings, deliver=deliver, positions=positions)
+        delivery = alerts.deliver_pending(history, env)
+    status = alerts.exit_status(findings, problems)
+    doc = alerts.regressions_document(
+        findings, problems, reg, context=context, delivery=delivery.describe()
+    )
+    text = alerts.markdown(findings, problems, reg, context=context)
+    out = out_dir or run_dir or cfg.path("reports_dir") / "check"
+    json_path, md_path = alerts.write_outputs(out, doc, text)
+    return CheckResult(
+        status, tuple(findings), tuple(problems), reg, delivery, json_path, md_path, text, context
+    )

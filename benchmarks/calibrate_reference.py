@@ -1,0 +1,158 @@
+"""The reference server of ``fwbench calibrate``: a fixed, fast server to measure clients on.
+
+nginx from the distribution when installed (one worker, a fixed body, no access log), else a
+bare uvicorn ASGI app; started pinned, in its own process group, on a free port, and stopped
+(group and all) with :func:`loadgen.procs.stop_group`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import importlib.metadata
+import importlib.util
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadgen.procs import free_port, log_tail, pin_preexec, stop_group
+
+BODY = "<!DOCTYPE html><html><body><p>Hello world!</p></body></html>\n"
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+master_process on;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 1000000000;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /hello/ {{
+            default_type text/html;
+            return 200 '{body}';
+        }}
+    }}
+}}
+"""
+
+ASGI_APP = """\
+BODY = {body!r}.encode()
+HEADERS = [(b"content-type", b"text/html"), (b"content-length", str(len(BODY)).encode())]
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({{"type": "http.response.start", "status": 200, "headers": HEADERS}})
+    await send({{"type": "http.response.body", "body": BODY}})
+"""
+
+
+class CalibrateError(RuntimeError):
+    """The reference server or a client could not run; the message says why."""
+
+
+@dataclass
+class Reference:
+    """A running reference server (its own process group: ``proc.pid`` is the group's ID)."""
+
+    name: str
+    version: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+def _wait_ready(ref: Reference, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if ref.proc.poll() is not None:
+            break
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", ref.port, timeout=1.0)
+            conn.request("GET", "/hello/")
+            answer = conn.getresponse()
+            body = answer.read()
+            conn.close()
+            if answer.status == 200 and b"Hello world!" in body:
+                return
+            last = f"status {answer.status}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.1)
+    raise CalibrateError(
+        f"{ref.name} did not come up on port {ref.port} ({last})\n{log_tail(ref.log)}"
+    )
+
+
+@contextlib.contextmanager
+def reference_server(kind: str, cpus: Sequence[int], tmp: Path) -> Iterator[Reference]:
+    """Start the reference server in its own process group; stop the group afterwards."""
+    port = free_port()
+    log = tmp / "server.log"
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+    if kind in ("auto", "nginx") and nginx:
+        conf = tmp / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, body=BODY.strip()))
+        version = subprocess.run(
+            [nginx, "-v"], capture_output=True, text=True, check=False
+        ).stderr.strip()
+        cmd = [nginx, "-c", str(conf), "-p", str(tmp)]
+        name = "nginx"
+    elif kind == "nginx":
+        raise CalibrateError("nginx is not installed (apt-get install nginx)")
+    elif importlib.util.find_spec("uvicorn") is not None:
+        if kind == "auto":
+            print("fwbench calibrate: nginx not found; using uvicorn (bare ASGI)", file=sys.stderr)
+        (tmp / "refapp.py").write_text(ASGI_APP.format(body=BODY))
+        version = f"uvicorn {importlib.metadata.version('uvicorn')}"
+        cmd = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "refapp:app",
+            "--app-dir",
+            str(tmp),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+            "--lifespan",
+            "off",
+        ]
+        name = "uvicorn"
+    else:
+        raise CalibrateError("neither nginx nor uvicorn is installed: no reference server")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=pin_preexec(cpus),
+        )
+    ref = Reference(name, version, port, proc, log)
+    try:
+        _wait_ready(ref)
+        yield ref
+    finally:
+        stop_group(proc)

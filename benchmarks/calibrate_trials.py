@@ -1,0 +1,240 @@
+"""The trials of ``fwbench calibrate``: one run of the raw client or of wrk, and the noise.
+
+wrk has no warm-up phase: it runs for the window length only, after the raw client's run has
+warmed the server. Its CPU is the whole run's (``os.wait4`` of the wrk process); the raw client's
+is its window's. :class:`Noise` measures what unrelated processes took while a trial ran, and
+:func:`open_loop_check` runs the raw client's open loop at a given rate.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benchmarks.calibrate_reference import CalibrateError
+from loadgen.procs import pin_preexec, stop_group
+from loadgen.rawclient import LoadSpec, run_load
+
+OPEN_LOOP_TOLERANCE = 0.01
+"""The open loop passes when the achieved rate is within 1 % of the rate asked."""
+
+WRK_SCRIPT = """\
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("FWBENCH-WRK %d %d %d %d %d %d %d %d\\n",
+    summary.requests, summary.duration,
+    math.floor(latency:percentile(50)), math.floor(latency:percentile(99)), latency.max,
+    e.connect + e.read + e.write + e.timeout, e.status, math.floor(latency.mean)))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One run of one client."""
+
+    client: str  # "raw" or "wrk"
+    connections: int
+    round: int
+    requests: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    cpu_s: float
+    cpu_us_per_request: float
+    errors: int
+    other_cpu_pct: float = 0.0
+    """CPU of unrelated user processes during the trial, % of one CPU (noise on the machine)."""
+
+    @property
+    def cpu_pct(self) -> float:
+        return self.cpu_s / self.seconds * 100 if self.seconds else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# The two clients
+
+
+def run_raw(
+    port: int,
+    connections: int,
+    duration: float,
+    warmup: float,
+    cpu: int,
+    check: str | None,
+    rnd: int,
+) -> Trial:
+    spec = LoadSpec(
+        host="127.0.0.1",
+        port=port,
+        path="/hello/",
+        connections=connections,
+        duration=duration,
+        warmup=warmup,
+        procs=1,
+        cpus=(cpu,),
+        kind=check,
+    )
+    r = run_load(spec)
+    return Trial(
+        client="raw",
+        connections=connections,
+        round=rnd,
+        requests=r.requests,
+        seconds=r.duration_s,
+        rps=r.rps,
+        p50_ms=r.latency.p50,
+        p99_ms=r.latency.p99,
+        cpu_s=r.client_cpu_s,
+        cpu_us_per_request=r.cpu_us_per_request,
+        errors=sum(r.errors.values()),
+    )
+
+
+def run_wrk(
+    wrk: str, port: int, connections: int, duration: float, cpu: int, tmp: Path, rnd: int
+) -> Trial:
+    script = tmp / "report.lua"
+    script.write_text(WRK_SCRIPT)
+    cmd = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}/hello/",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=pin_preexec([cpu]),
+    )
+    try:
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode(errors="replace")
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    except BaseException:
+        stop_group(proc, grace=0.0)
+        raise
+    m = re.search(r"FWBENCH-WRK (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
+    if proc.returncode != 0 or m is None:
+        raise CalibrateError(f"wrk failed (exit {proc.returncode}):\n{out[-2000:]}")
+    requests, duration_us, p50, p99, _max, errors, status_errors, _mean = map(int, m.groups())
+    seconds = duration_us / 1e6
+    cpu_s = usage.ru_utime + usage.ru_stime
+    good = requests - status_errors
+    return Trial(
+        client="wrk",
+        connections=connections,
+        round=rnd,
+        requests=good,
+        seconds=seconds,
+        rps=good / seconds if seconds else 0.0,
+        p50_ms=p50 / 1000,
+        p99_ms=p99 / 1000,
+        cpu_s=cpu_s,
+        cpu_us_per_request=cpu_s * 1e6 / requests if requests else 0.0,
+        errors=errors + status_errors,
+    )
+
+
+def open_loop_check(
+    port: int, rate: float, connections: int, duration: float, warmup: float, cpu: int
+) -> dict[str, Any]:
+    spec = LoadSpec(
+        host="127.0.0.1",
+        port=port,
+        path="/hello/",
+        connections=connections,
+        duration=duration,
+        warmup=warmup,
+        rate=rate,
+        procs=1,
+        cpus=(cpu,),
+    )
+    r = run_load(spec)
+    achieved = r.answers / r.duration_s
+    u = r.latency_uncorrected
+    assert u is not None
+    return {
+        "rate": rate,
+        "connections": connections,
+        "achieved": achieved,
+        "error_pct": (achieved / rate - 1) * 100,
+        "within": abs(achieved / rate - 1) <= OPEN_LOOP_TOLERANCE,
+        "late": r.late,
+        "errors": sum(r.errors.values()),
+        "p50_ms": r.latency.p50,
+        "p99_ms": r.latency.p99,
+        "max_ms": r.latency.max,
+        "p50_u_ms": u.p50,
+        "p99_u_ms": u.p99,
+        "max_u_ms": u.max,
+        "cpu_pct": r.client_cpu_pct,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Noise: what unrelated processes took while a trial ran
+
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _process_cpu() -> dict[int, tuple[int, int, float]]:
+    """``{pid: (ppid, pgrp, user+system seconds)}`` of every user-space process."""
+    out: dict[int, tuple[int, int, float]] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        ppid, pgrp = int(fields[1]), int(fields[2])
+        if ppid == 2 or int(name) == 2:  # kernel threads: they also serve our own sockets
+            continue
+        out[int(name)] = (ppid, pgrp, (int(fields[11]) + int(fields[12])) / _CLK_TCK)
+    return out
+
+
+class Noise:
+    """CPU taken by processes other than ours and the reference server's, around a trial."""
+
+    def __init__(self, server_pgid: int) -> None:
+        self.server_pgid = server_pgid
+        self.before: dict[int, tuple[int, int, float]] = {}
+        self.started = 0.0
+
+    def _ours(self, pid: int, ppid: int, pgrp: int) -> bool:
+        me = os.getpid()
+        return pid == me or ppid == me or pgrp == self.server_pgid
+
+    def start(self) -> None:
+        self.before = _process_cpu()
+        self.started = time.monotonic()
+
+    def stop(self) -> float:
+        """% of one CPU the others used since :meth:`start`."""
+        after = _process_cpu()
+        wall = max(time.monotonic() - self.started, 1e-9)
+        used = 0.0
+        for pid, (ppid, pgrp, cpu) in after.items():
+            if self._ours(pid, ppid, pgrp):
+                continue
+            used += cpu - self.before.get(pid, (0, 0, 0.0))[2]
+        return max(used, 0.0) / wall * 100

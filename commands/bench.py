@@ -1,0 +1,89 @@
+"""``fwbench bench``: the main job behind ``make bench``.
+
+Builds every target's environment, verifies every target, runs the matrix of bench.toml, prints
+the verification and results tables, and writes the report. The last line is the report's path
+(or the run directory's, should the report fail).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from commands.common import discover_targets, split_names
+from commands.report import write_report
+from commands.run import add_arguments as add_run_flags
+from commands.run import configure
+from commands.verify import verdict_table
+from loadgen.config import Config
+from loadgen.records import read_records
+from loadgen.runner import Runner
+from loadgen.table import render_table
+from loadgen.targets import Target
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_run_flags(p)
+
+
+def results_table(trials_path: Path) -> str:
+    rows = []
+    for r in read_records(trials_path):
+        lat = r.latency_ms
+        rows.append(
+            [
+                r.target,
+                r.load,
+                r.connections,
+                r.trial,
+                r.status,
+                f"{r.rps:,.0f}" if r.status == "ok" else "",
+                f"{lat.p50:.2f}" if lat else "",
+                f"{lat.p99:.2f}" if lat else "",
+                r.error_count or "",
+                "yes" if r.client_saturated else "",
+                r.failure[:50],
+            ]
+        )
+    return render_table(
+        [
+            "target",
+            "load",
+            "conns",
+            "trial",
+            "status",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "errors",
+            "client sat.",
+            "failure",
+        ],
+        rows,
+    )
+
+
+def bench(cfg: Config, targets: list[Target]) -> int:
+    """Build, verify, measure, print the tables, write the report; the last line is its path
+    (or the run folder's, should the report fail)."""
+    runner = Runner(cfg, targets)
+    code = runner.execute()  # builds every environment once, verifies, runs the matrix
+    verdicts = list(runner.verdicts.values())
+    print(verdict_table(verdicts))
+    print()
+    print(results_table(runner.trials_path))
+    print()
+    try:
+        html = write_report([runner.run_dir], None, cfg.path("reports_dir"))
+    except Exception as exc:  # the run's data is safe on disk: say why the report failed
+        print(f"fwbench: report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(runner.run_dir)
+        return 1
+    print(html)
+    return code or (0 if all(v.ok for v in verdicts) else 1)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = configure(args)
+    return bench(cfg, discover_targets(cfg, split_names(args.targets)))

@@ -1,0 +1,64 @@
+"""``fwbench run``: run the matrix of bench.toml; flags narrow or override it for one run.
+
+The last line of output is the run directory's path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from commands.common import config_from, discover_targets, split_names
+from loadgen.config import Config, ConfigError
+from loadgen.runner import Runner, override_loads
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--targets", help="comma-separated target names (default: bench.toml's)")
+    p.add_argument("--client", choices=("raw", "locust"), help="load client for every setting")
+    p.add_argument("--connections", help="comma-separated connection counts, e.g. 16,64")
+    p.add_argument("--rate", type=float, help="open loop at this many requests/s (0: closed)")
+    p.add_argument("--duration", type=float, help="measured seconds per trial")
+    p.add_argument("--warmup", type=float, help="warm-up seconds per trial (discarded)")
+    p.add_argument("--trials", type=int, help="trials per target and setting")
+    p.add_argument("--locust-workers", type=int, help="locust: a master and N local workers")
+    p.add_argument("--scenario", choices=("hello", "browse"), help="locust scenario")
+    p.add_argument("--users", type=int, help="locust users (default: the connection count)")
+
+
+def configure(args: argparse.Namespace) -> Config:
+    """bench.toml with the run flags applied (every value checked as bench.toml's are)."""
+    cfg = config_from(args)
+    if args.trials is not None:
+        cfg = cfg.override(**{"run.trials": args.trials})
+    conns = None
+    if args.connections:
+        try:
+            conns = [int(c) for c in args.connections.split(",") if c.strip()]
+        except ValueError:
+            raise ConfigError(
+                "--connections", f"{args.connections!r} is not a list of numbers", source="flag"
+            ) from None
+    return override_loads(
+        cfg,
+        client=args.client,
+        connections=conns,
+        rate=args.rate,
+        duration=args.duration,
+        warmup=args.warmup,
+        locust_workers=args.locust_workers,
+        scenario=args.scenario,
+        users=args.users,
+    )
+
+
+def make_runner(cfg: Config, names: list[str]) -> Runner:
+    return Runner(cfg, discover_targets(cfg, names))
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = configure(args)
+    runner = make_runner(cfg, split_names(args.targets))
+    code = runner.execute()
+    print(runner.run_dir, file=sys.stdout, flush=True)
+    return code

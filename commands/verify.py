@@ -1,0 +1,95 @@
+"""``fwbench verify [TARGET...|--all] [--json]``: build, start, check and stop each target.
+
+Exit status 0 only when every target asked for passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from commands.common import config_from, discover_targets
+from loadgen.config import Config
+from loadgen.launcher import LaunchOptions
+from loadgen.table import mib, render_table
+from loadgen.targets import Target
+from loadgen.verify import Verdict, verify_all
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("targets", nargs="*", help="target names")
+    p.add_argument("--all", action="store_true", help="every target (the default with no names)")
+    p.add_argument("--json", action="store_true", help="print a JSON list of verdicts")
+
+
+def verify_targets(cfg: Config, targets: list[Target], *, quiet: bool = False) -> list[Verdict]:
+    def progress(i: int, n: int, v: Verdict) -> None:
+        if quiet:
+            return
+        line = f"[{i}/{n}] {v.target}: {'ok' if v.ok else 'FAILED'}"
+        for c in v.failures:
+            line += f"\n    fail {c.name}: {c.reason}"
+        for c in v.warnings:
+            line += f"\n    warn {c.name}: {c.reason}"
+        if not v.ok and v.log_tail:
+            line += "\n    last log lines:\n" + "\n".join(
+                "      " + s for s in v.log_tail.splitlines()[-10:]
+            )
+        print(line, file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="fwbench-verify-") as logs:
+        return verify_all(
+            targets,
+            cfg.path("envs_dir"),
+            log_dir=Path(logs),
+            opts=LaunchOptions.from_config(cfg),
+            on_done=progress,
+        )
+
+
+def verdict_table(verdicts: list[Verdict]) -> str:
+    rows = []
+    for v in verdicts:
+        rows.append(
+            [
+                v.target,
+                f"{v.framework} {v.framework_version}".strip(),
+                f"{v.server} {v.server_version}".strip(),
+                v.python,
+                v.kind,
+                "ok" if v.ok else "FAILED",
+                "" if v.startup_s is None else f"{v.startup_s:.2f}",
+                mib(v.idle_rss_bytes),
+                {True: "yes", False: "no", None: "?"}[v.keepalive],
+                len(v.packages) or "",
+                "; ".join(f"{c.name}: {c.reason}" for c in v.failures + v.warnings)[:70],
+            ]
+        )
+    headers = [
+        "target",
+        "framework",
+        "server",
+        "python",
+        "kind",
+        "verdict",
+        "start s",
+        "idle MiB",
+        "keep-alive",
+        "pkgs",
+        "notes",
+    ]
+    return render_table(headers, rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from(args)
+    targets = discover_targets(cfg, [] if args.all else args.targets or ["all"])
+    verdicts = verify_targets(cfg, targets, quiet=args.json)
+    if args.json:
+        print(json.dumps([v.to_dict() for v in verdicts], indent=2))
+    else:
+        print(verdict_table(verdicts))
+    return 0 if verdicts and all(v.ok for v in verdicts) else 1

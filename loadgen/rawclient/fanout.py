@@ -1,0 +1,322 @@
+"""The raw client's process fan-out: a run split into parts, run here or in worker processes.
+
+With ``procs`` > 1, each worker is ``python -m loadgen.rawclient --worker``: it reads its part
+of the run as a JSON line on stdin, answers ``ready``, gets the go time, and writes ``progress``
+lines and one ``result`` line (histograms encoded) on stdout. The parent merges the results,
+and stops the workers by PID on any failure or Ctrl-C. With ``procs`` == 1 the run happens in
+the calling thread, in a fresh event loop, pinned while it runs.
+
+A run's settings (:class:`~loadgen.rawclient.spec.LoadSpec`) are split into one
+:class:`~loadgen.rawclient.hotloop._Part` per process (:func:`_split`); each part's
+:class:`~loadgen.rawclient.hotloop._Report` comes back and :func:`_merge` sums them into one
+:class:`~loadgen.records.LoadResult` (through its one constructor, ``LoadResult.measured``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from loadgen.checks import KINDS, Kind
+from loadgen.hist import Histogram
+from loadgen.procs import pinned, stop_processes
+from loadgen.rawclient.hotloop import GRACE_S, PROGRESS_S, _Part, _Report, _work
+from loadgen.rawclient.spec import LoadSpec
+from loadgen.records import LoadResult, Window
+
+START_TIMEOUT_S = 60.0
+"""How long worker processes may take to start and report ready."""
+
+
+def _resolve(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    if not infos:
+        raise OSError(f"cannot resolve {host!r}")
+    family, _, _, _, sockaddr = infos[0]
+    return int(family), tuple(sockaddr)
+
+
+def _split(spec: LoadSpec, address: tuple[int, tuple[Any, ...]], request: bytes) -> list[_Part]:
+    family, sockaddr = address
+    parts = []
+    first = 0
+    share, extra = divmod(spec.connections, spec.procs)
+    for index in range(spec.procs):
+        count = share + (1 if index < extra else 0)
+        if spec.cpus:
+            if spec.procs >= len(spec.cpus):
+                cpus: tuple[int, ...] = (spec.cpus[index % len(spec.cpus)],)
+            else:
+                cpus = tuple(spec.cpus[index :: spec.procs])
+        else:
+            cpus = ()
+        parts.append(
+            _Part(
+                index=index,
+                address=sockaddr,
+                family=family,
+                request=request,
+                connections=count,
+                first_connection=first,
+                total_connections=spec.connections,
+                rate=spec.rate,
+                warmup=spec.warmup,
+                duration=spec.duration,
+                timeout=spec.timeout,
+                kind=_kind(spec.kind),
+                check_every=spec.check_every,
+                cpus=cpus,
+                keepalive=spec.keepalive,
+            )
+        )
+        first += count
+    return parts
+
+
+def _kind(kind: str | None) -> Kind | None:
+    for known in KINDS:
+        if kind == known:
+            return known
+    return None
+
+
+def _run_in_process(part: _Part, progress: Callable[[int], None] | None) -> _Report:
+    """procs == 1: run in this process, in a fresh event loop, pinned while it runs."""
+    try:
+        asyncio.get_running_loop()
+        nested = True
+    except RuntimeError:
+        nested = False
+    if not nested:
+        return _run_here(part, progress)
+    # Called from inside an event loop: run in a thread of its own, so as not to nest loops.
+    result: list[_Report] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(_run_here(part, None))
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="fwbench-load", daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def _run_here(part: _Part, progress: Callable[[int], None] | None) -> _Report:
+    with pinned(part.cpus):
+        part = replace(part, go=time.monotonic() + 0.01)
+        publish = None
+        if progress is not None:
+            last = [0.0]
+
+            def publish(total: int) -> None:
+                now = time.monotonic()
+                if now - last[0] >= 1.0 - PROGRESS_S / 2:
+                    last[0] = now
+                    progress(total)
+
+        return _work(part, True, publish)
+
+
+def _child_main() -> int:
+    """Entry point of a worker process (``python -m loadgen.rawclient --worker``).
+
+    It reads its part (one JSON line) from stdin, pins itself, says ``ready``, waits for the go
+    time (one more line), runs, and writes ``progress N`` lines then one ``result {...}`` line.
+    Ctrl-C is the parent's business: the parent stops its workers by PID.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    part = _part_from_json(sys.stdin.readline())
+    if part.cpus:
+        os.sched_setaffinity(0, part.cpus)
+    out = sys.stdout
+    out.write("ready\n")
+    out.flush()
+    line = sys.stdin.readline()
+    if not line:
+        return 1
+    go = float(line)
+
+    def publish(total: int) -> None:
+        try:
+            out.write(f"progress {total}\n")
+            out.flush()
+        except OSError:  # the parent is gone: so is the point of going on
+            os._exit(1)
+
+    try:
+        report = _work(replace(part, go=go), False, publish)
+        out.write("result " + json.dumps(asdict(report)) + "\n")
+        out.flush()
+    except BrokenPipeError:
+        return 1
+    return 0
+
+
+def _part_to_json(part: _Part) -> str:
+    data = asdict(part)
+    data["request"] = part.request.decode("latin-1")
+    return json.dumps(data)
+
+
+def _part_from_json(text: str) -> _Part:
+    data = json.loads(text)
+    data["request"] = data["request"].encode("latin-1")
+    data["address"] = tuple(data["address"])
+    data["cpus"] = tuple(data["cpus"])
+    return _Part(**data)
+
+
+def _run_in_processes(
+    parts: Sequence[_Part], progress: Callable[[int], None] | None
+) -> list[_Report]:
+    """Run each part in a worker process of its own; stop them all, by PID, on any failure."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    # numpy (used after the window) must not start a BLAS thread pool on unpinned CPUs.
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(name, "1")
+    cmd = [sys.executable, "-m", "loadgen.rawclient", "--worker"]
+    workers: list[subprocess.Popen[str]] = []
+    try:
+        for part in parts:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env=env,
+                text=True,
+                bufsize=1,
+            )
+            workers.append(proc)
+            assert proc.stdin is not None
+            proc.stdin.write(_part_to_json(part) + "\n")
+            proc.stdin.flush()
+        readers = _Lines(workers)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        ready: set[int] = set()
+        while len(ready) < len(workers):
+            for index, line in readers.read(deadline):
+                if line is None:
+                    raise RuntimeError(f"load worker {index} exited before it was ready")
+                if line == "ready":
+                    ready.add(index)
+        go = time.monotonic() + 0.05
+        for proc in workers:
+            assert proc.stdin is not None
+            proc.stdin.write(f"{go!r}\n")
+            proc.stdin.flush()
+        part0 = parts[0]
+        deadline = go + part0.warmup + part0.duration + GRACE_S + 2.0
+        reports: dict[int, _Report] = {}
+        answers = [0] * len(workers)
+        next_progress = time.monotonic() + 1.0
+        while len(reports) < len(workers):
+            for index, line in readers.read(min(deadline, next_progress), quiet_until=True):
+                if line is None:
+                    if index not in reports:
+                        code = workers[index].poll()
+                        raise RuntimeError(f"load worker {index} exited early (status {code})")
+                    continue
+                kind, _, rest = line.partition(" ")
+                if kind == "progress":
+                    answers[index] = int(rest)
+                elif kind == "result":
+                    reports[index] = _Report(**json.loads(rest))
+            if time.monotonic() >= deadline and len(reports) < len(workers):
+                raise RuntimeError("load workers did not finish in time")
+            if time.monotonic() >= next_progress:
+                next_progress += 1.0
+                if progress is not None:
+                    progress(sum(answers))
+        for proc in workers:
+            proc.wait(GRACE_S)
+        return [reports[i] for i in range(len(workers))]
+    finally:
+        stop_processes(workers)
+
+
+class _Lines:
+    """Reads whole lines from the stdout pipes of worker processes."""
+
+    def __init__(self, workers: Sequence[subprocess.Popen[str]]) -> None:
+        self.workers = workers
+        self.selector = selectors.DefaultSelector()
+        self.buffers: dict[int, str] = {}
+        for index, proc in enumerate(workers):
+            assert proc.stdout is not None
+            os.set_blocking(proc.stdout.fileno(), False)
+            self.selector.register(proc.stdout.fileno(), selectors.EVENT_READ, index)
+            self.buffers[index] = ""
+
+    def read(self, deadline: float, quiet_until: bool = False) -> list[tuple[int, str | None]]:
+        """The lines that arrive before ``deadline`` (at least one, unless ``quiet_until``).
+
+        A worker's end of output comes as ``(index, None)``, after its last line.
+        """
+        lines: list[tuple[int, str | None]] = []
+        while not lines:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                if quiet_until:
+                    return lines
+                raise RuntimeError("load workers did not answer in time")
+            for key, _ in self.selector.select(timeout):
+                index = int(key.data)
+                chunk = os.read(int(key.fd), 65536).decode()
+                if not chunk:
+                    self.selector.unregister(key.fd)
+                    lines.append((index, None))
+                    continue
+                text = self.buffers[index] + chunk
+                *complete, self.buffers[index] = text.split("\n")
+                lines.extend((index, line) for line in complete)
+        return lines
+
+
+def _merge(spec: LoadSpec, reports: Sequence[_Report]) -> LoadResult:
+    counts: dict[str, int] = {}
+    for report in reports:
+        for key, value in report.counts.items():
+            counts[key] = counts.get(key, 0) + value
+    window = Window(
+        start=min(r.window_start for r in reports),
+        end=max(r.window_end for r in reports),
+        start_monotonic=min(r.window_start_monotonic for r in reports),
+        end_monotonic=max(r.window_end_monotonic for r in reports),
+    )
+    hist_u = None
+    if spec.rate is not None:
+        hist_u = Histogram.merged(r.hist_uncorrected for r in reports if r.hist_uncorrected)
+    return LoadResult.measured(
+        counts=counts,
+        hist=Histogram.merged(r.hist for r in reports if r.hist),
+        hist_uncorrected=hist_u,
+        window=window,
+        duration_s=window.end_monotonic - window.start_monotonic,
+        client_cpu_s=sum(r.cpu_s for r in reports),
+        client_cpus=spec.client_cpus,
+        procs=spec.procs,
+        connections=spec.connections,
+        rate=spec.rate,
+        reconnects=sum(r.reconnects for r in reports),
+        late=sum(r.late for r in reports),
+    )

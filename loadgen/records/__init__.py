@@ -1,0 +1,70 @@
+"""The schema room: every shape that crosses a file or a process, typed and versioned here.
+
+Submodules:
+- :mod:`loadgen.records.trial`: ``TrialRecord`` (``trials.jsonl``), ``Latency``, ``ProcStats``,
+  error kinds.
+- :mod:`loadgen.records.run`: ``RunHeader`` (``run.json``).
+- :mod:`loadgen.records.result`: ``LoadResult``, what a load client measured (both clients).
+- :mod:`loadgen.records.jsonl`: the one JSON-lines reader (a torn last line skipped with a
+  warning, any other bad line refused naming the file and line) and ``RecordError``.
+- :mod:`loadgen.records.samples`: the sampler's time series (``samples/<trial>.jsonl``).
+
+Readers and writers elsewhere import from here, never define a shape of their own.
+"""
+
+from loadgen.records.jsonl import RecordError, json_objects
+from loadgen.records.result import LoadResult, Window
+from loadgen.records.run import (
+    FINGERPRINT_KEYS,
+    KNOWN_RUN_SCHEMAS,
+    RUN_SCHEMA,
+    RunHeader,
+    read_header,
+)
+from loadgen.records.samples import ROLES, Role, RoleSample, Sample, cpu_pct_series, read_samples
+from loadgen.records.samples import SCHEMA as SAMPLES_SCHEMA
+from loadgen.records.trial import (
+    ERROR_KINDS,
+    KNOWN_SCHEMAS,
+    LATENCY_KEYS,
+    ROW_COLUMNS,
+    SCHEMA,
+    Latency,
+    ProcStats,
+    TrialRecord,
+    TrialStatus,
+    append_record,
+    read_records,
+    trial_row,
+)
+
+__all__ = [
+    "ERROR_KINDS",
+    "FINGERPRINT_KEYS",
+    "KNOWN_RUN_SCHEMAS",
+    "KNOWN_SCHEMAS",
+    "LATENCY_KEYS",
+    "ROLES",
+    "ROW_COLUMNS",
+    "RUN_SCHEMA",
+    "SAMPLES_SCHEMA",
+    "SCHEMA",
+    "Latency",
+    "LoadResult",
+    "ProcStats",
+    "RecordError",
+    "Role",
+    "RoleSample",
+    "RunHeader",
+    "Sample",
+    "TrialRecord",
+    "TrialStatus",
+    "Window",
+    "append_record",
+    "cpu_pct_series",
+    "json_objects",
+    "read_header",
+    "read_records",
+    "read_samples",
+    "trial_row",
+]

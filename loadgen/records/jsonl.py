@@ -1,0 +1,42 @@
+"""The one reader of JSON-lines files (``trials.jsonl``, ``samples/*.jsonl``).
+
+Writers append one whole line at a time, so a writer killed mid-write leaves at most one torn
+line, the last one: that line is skipped, with a warning on stderr. Any other line that is not
+a JSON object is damage, not a torn write: it is refused with :class:`RecordError` naming the
+file and the line, never dropped in silence.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class RecordError(ValueError):
+    """A record, header or samples file this fwbench cannot read: the message names it."""
+
+
+def json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for every non-blank line of ``path``."""
+    with open(path, encoding="utf-8") as fh:
+        lines = fh.read().splitlines()
+    last = max((n for n, line in enumerate(lines, 1) if line.strip()), default=0)
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as exc:
+            if n == last:
+                print(
+                    f"fwbench: {path}:{n}: skipped a torn last line (a writer stopped mid-line)",
+                    file=sys.stderr,
+                )
+                return
+            raise RecordError(f"{path}:{n}: not JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise RecordError(f"{path}:{n}: expected a JSON object, not {type(value).__name__}")
+        yield n, value
