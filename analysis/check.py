@@ -44,10 +44,14 @@ def run_header(run_dir: Path) -> RunHeader:
 def check_within(
     run_dir: Path, header: RunHeader, pairs: Sequence[Pair], params: WithinParams
 ) -> tuple[list[Finding], list[str]]:
-    """The within-run gate over the trials of ``run_dir``."""
+    """The within-run gate over the trials of ``run_dir``. A damaged ``trials.jsonl`` (a bad
+    line other than a torn last one) is bad input: ConfigError naming the file and the line,
+    so the check exits 2 and never reads as a regression or a clean run."""
     try:
         records = list(read_records(run_dir / "trials.jsonl"))
-    except (OSError, RecordError) as exc:
+    except RecordError as exc:
+        raise ConfigError("RUN_DIR", f"cannot read trials ({exc})", source="flag") from None
+    except OSError as exc:
         return [], [f"{run_dir}: cannot read trials: {exc}"]
     data, problems = pair_data(records, pairs)
     findings, more = within_run(

@@ -180,7 +180,7 @@ def _ranking_md(r: Ranking) -> list[str]:
                     fmt.num(g.cpu_s_per_1k),
                     fmt.mib(g.rss_peak_bytes),
                     md(fmt.errors(g.errors)),
-                    fmt.tie(row.ties),
+                    row.tie_text,
                 ]
             )
         headers = [

@@ -70,7 +70,11 @@ def ranks(items: Sequence[int]) -> str:
     return ", ".join(out)
 
 
-def tie(items: Sequence[int]) -> str:
+def tie(items: Sequence[int], *, interval: bool = True, trials: int = 1) -> str:
+    """The tie column of a ranked row: the ranks it ties with; a row without an interval (a
+    single trial) ties with nothing, and says so."""
+    if not interval:
+        return f"{trials} trial{'' if trials == 1 else 's'}: no interval"
     return f"tie with {ranks(items)}" if items else ""
 
 

@@ -118,7 +118,7 @@ def ranking_table(r: Ranking, index: int) -> str:
             f'<td class="num"><span class="rel"><span class="bar" style="width:{width}px">'
             f"</span>{esc(fmt.ratio(row.vs_fastest))}</span></td>"
         )
-        tie = f'<td class="tie">{esc(fmt.tie(row.ties))}</td>' if row.ties else "<td></td>"
+        tie = f'<td class="tie">{esc(row.tie_text)}</td>' if row.tie_text else "<td></td>"
         out.append(
             "<tr>"
             + _td(row.rank, "num")

@@ -13,7 +13,9 @@ connection count). Theory of operation:
    percentiles of the trials' histograms merged. CPU-seconds per 1,000 requests: median of
    the trials. RSS: the peak over trials. Errors: summed by kind.
 3. A ranking per load setting orders the ranked groups by median requests/s; each row names the
-   other rows whose intervals overlap its own (a tie: the order between them is not sure).
+   other rows whose intervals overlap its own (a tie: the order between them is not sure). A
+   group with a single trial has no interval: it ties with no row, and the report says
+   "1 trial: no interval" where a tie would be (:func:`analysis.fmt.tie`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from analysis import stats
+from analysis import fmt, stats
 from analysis.hist import LatencyHistogram
 from analysis.load import Loaded, RunInfo
 from loadgen.records import ERROR_KINDS, FINGERPRINT_KEYS
@@ -122,7 +124,14 @@ class Ranked:
     rank: int
     group: Group
     vs_fastest: float  # median requests/s over the fastest's (1.0 for the fastest)
-    ties: tuple[int, ...]  # ranks whose intervals overlap this one's
+    ties: tuple[int, ...]  # ranks whose intervals overlap this one's (none without an interval)
+
+    @property
+    def tie_text(self) -> str:
+        """The tie column: "tie with 2–3", "1 trial: no interval", or ""."""
+        return fmt.tie(
+            self.ties, interval=self.group.rps_ci is not None, trials=len(self.group.rps)
+        )
 
 
 @dataclass(frozen=True)
@@ -356,10 +365,15 @@ def _ranking(setting: Setting, groups: list[Group]) -> Ranking:
     fastest = ranked[0].rps_median if ranked else None
     rows = []
     for i, g in enumerate(ranked):
+        # Only two known intervals can overlap: a single trial has none, so it ties with
+        # nobody (the report says "1 trial: no interval" instead), 6.5x apart or not.
         ties = tuple(
             j + 1
             for j, other in enumerate(ranked)
-            if j != i and stats.intervals_overlap(g.rps_ci, other.rps_ci)
+            if j != i
+            and g.rps_ci is not None
+            and other.rps_ci is not None
+            and stats.intervals_overlap(g.rps_ci, other.rps_ci)
         )
         rel = (g.rps_median or 0.0) / fastest if fastest else 0.0
         rows.append(Ranked(rank=i + 1, group=g, vs_fastest=rel, ties=ties))

@@ -1,8 +1,9 @@
 """The reference server of ``fwbench calibrate``: a fixed, fast server to measure clients on.
 
 nginx from the distribution when installed (one worker, a fixed body, no access log), else a
-bare uvicorn ASGI app; started pinned, in its own process group, on a free port, and stopped
-(group and all) with :func:`loadgen.procs.stop_group`.
+bare uvicorn ASGI app; started pinned, in its own process group, on a free port, with a clean
+environment and watched by the reaper (:func:`loadgen.procs.spawn`), and stopped (group and
+all) with :func:`loadgen.procs.stop_group`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadgen.procs import free_port, log_tail, pin_preexec, stop_group
+from loadgen.procs import child_env, free_port, log_tail, spawn, stop_group
 
 BODY = "<!DOCTYPE html><html><body><p>Hello world!</p></body></html>\n"
 
@@ -142,13 +143,14 @@ def reference_server(kind: str, cpus: Sequence[int], tmp: Path) -> Iterator[Refe
     else:
         raise CalibrateError("neither nginx nor uvicorn is installed: no reference server")
     with log.open("wb") as out:
-        proc = subprocess.Popen(
+        proc: subprocess.Popen[bytes] = spawn(
             cmd,
+            env=child_env(),
+            session=True,
+            cpus=cpus,
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            preexec_fn=pin_preexec(cpus),
         )
     ref = Reference(name, version, port, proc, log)
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.calibrate_reference import CalibrateError
-from loadgen.procs import pin_preexec, stop_group
+from loadgen.procs import child_env, spawn, stop_group
 from loadgen.rawclient import LoadSpec, run_load
 
 OPEN_LOOP_TOLERANCE = 0.01
@@ -113,21 +113,21 @@ def run_wrk(
         str(script),
         f"http://127.0.0.1:{port}/hello/",
     ]
-    proc = subprocess.Popen(
+    proc = spawn(
         cmd,
+        env=child_env(),
+        session=True,
+        cpus=[cpu],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=pin_preexec([cpu]),
     )
     try:
         assert proc.stdout is not None
         out = proc.stdout.read().decode(errors="replace")
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
-    except BaseException:
-        stop_group(proc, grace=0.0)
-        raise
+    finally:
+        stop_group(proc, grace=0.0)  # whatever is left of its group; the reaper stops watching
     m = re.search(r"FWBENCH-WRK (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
     if proc.returncode != 0 or m is None:
         raise CalibrateError(f"wrk failed (exit {proc.returncode}):\n{out[-2000:]}")

@@ -2,7 +2,9 @@
 
 Builds every target's environment, verifies every target, runs the matrix of bench.toml, prints
 the verification and results tables, and writes the report. The last line is the report's path
-(or the run directory's, should the report fail).
+(or the run directory's, should the report fail). Exit status: 0 when every target verified and
+something was measured; 1 when a target failed verification, nothing was measured (every trial
+failed: said on stderr just before the path) or the report failed; 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from commands.common import discover_targets, split_names
+from commands.common import discover_targets, nothing_measured, split_names
 from commands.report import write_report
 from commands.run import add_arguments as add_run_flags
 from commands.run import configure
@@ -74,16 +76,24 @@ def bench(cfg: Config, targets: list[Target]) -> int:
     print()
     print(results_table(runner.trials_path))
     print()
+    nothing = nothing_measured(runner.trials_path) if code == 0 else None
     try:
         html = write_report([runner.run_dir], None, cfg.path("reports_dir"))
     except Exception as exc:  # the run's data is safe on disk: say why the report failed
         print(f"fwbench: report failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if nothing:
+            print(nothing, file=sys.stderr)
+        sys.stderr.flush()
         print(runner.run_dir)
         return 1
+    if nothing:
+        print(nothing, file=sys.stderr, flush=True)
     print(html)
-    return code or (0 if all(v.ok for v in verdicts) else 1)
+    if code:
+        return code
+    return 1 if nothing or not all(v.ok for v in verdicts) else 0
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = configure(args)
-    return bench(cfg, discover_targets(cfg, split_names(args.targets)))
+    return bench(cfg, discover_targets(cfg, split_names(args.targets), flag="--targets"))

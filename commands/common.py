@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from loadgen.config import Config, ConfigError, load_config
+from loadgen.records import read_records
 from loadgen.targets import Target, discover
 
 
@@ -19,16 +20,52 @@ def config_from(args: argparse.Namespace) -> Config:
     return load_config(path)
 
 
-def discover_targets(cfg: Config, names: Sequence[str] = ()) -> list[Target]:
-    """The targets asked for (all when none), warning on stderr about skipped folders."""
+def discover_targets(
+    cfg: Config,
+    names: Sequence[str] = (),
+    *,
+    flag: str = "TARGET",
+    key: str = "run.targets",
+) -> list[Target]:
+    """The targets asked for, warning on stderr about skipped folders.
+
+    ``names`` come from the command line (``flag`` names it in an error); none given: the
+    config's ``run.targets`` (``key`` names it: ``nightly.targets`` once the nightly profile
+    is in ``run``). A name the targets folder does not hold is a :class:`ConfigError` naming
+    where it came from; one whose folder was skipped says so.
+    """
     found = discover(cfg.path("targets_dir"))
     for s in found.skipped:
         print(f"fwbench: skipped target {s.name}: {s.reason}", file=sys.stderr)
     wanted = list(names) or list(cfg.run.targets)
     unknown = [n for n in wanted if n != "all" and n not in found.names()]
     if unknown:
-        raise ConfigError("targets", f"unknown target(s): {', '.join(unknown)}", source="flag")
+        skipped = [n for n in unknown if n in {s.name for s in found.skipped}]
+        reason = f"unknown target(s): {', '.join(unknown)}"
+        if skipped:
+            reason += f" ({', '.join(skipped)}: skipped, see above)"
+        if names:
+            raise ConfigError(flag, reason, source="flag")
+        raise ConfigError(key, reason)
     return found.select(wanted)
+
+
+def nothing_measured(trials_path: Path) -> str | None:
+    """What to say when the run measured nothing (no trial ended ok), else None."""
+    try:
+        statuses = [r.status for r in read_records(trials_path)]
+    except FileNotFoundError:
+        statuses = []
+    if any(s == "ok" for s in statuses):
+        return None
+    if not statuses:
+        return "fwbench: nothing was measured: no trial was recorded"
+    n = len(statuses)
+    return f"fwbench: nothing was measured: {'the' if n == 1 else 'all'} {plural(n)} failed"
+
+
+def plural(n: int, word: str = "trial") -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def split_names(text: str | None) -> list[str]:

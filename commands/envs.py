@@ -9,6 +9,7 @@ import time
 from commands.common import config_from, discover_targets
 from loadgen.envs import BuildOutcome, build_all
 from loadgen.table import mib
+from loadgen.targets import Target
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    outcomes = build_all(targets, cfg.path("envs_dir"), rebuild=args.rebuild, report=report)
+    def starting(i: int, n: int, t: Target) -> None:
+        print(f"[{i}/{n}] building env {t.name} (uv) ...", flush=True)
+
+    outcomes = build_all(
+        targets, cfg.path("envs_dir"), rebuild=args.rebuild, report=report, starting=starting
+    )
     failed = [o for o in outcomes if o.env is None]
     size = sum(o.env.size_bytes for o in outcomes if o.env)
     print(

@@ -2,28 +2,50 @@
 
     fwbench load http://127.0.0.1:8000/hello/ -c 64 -d 10
     fwbench load http://127.0.0.1:8000/hello/ --rate 20000 --cpus 1 --json
+    fwbench load http://127.0.0.1:8000/items -m POST -H "Content-Type: application/json" -b '{}'
 
-Load goes only to loopback hosts unless ``--allow-host HOST`` names the host. Exit status: 0 when
-good answers came back, 1 when none did, 2 for bad flags or a refused host.
+Load goes only to loopback hosts unless the host is allowed, by ``--allow-host HOST`` or by
+``[network] allow_hosts`` in bench.toml. The URL is checked before any load, as curl reads it:
+spaces and non-ASCII characters of the path are percent-encoded (as UTF-8), a non-ASCII host
+name is IDNA-encoded, control characters are refused. Every request carries the same method,
+headers and body (with its ``Content-Length``), encoded once. ``HEAD`` is refused: its answers
+announce a body they do not carry.
+
+One connection is tried first, as wrk does: when nothing answers there, the command says why at
+once instead of loading nothing for the whole duration. Ctrl-C prints what was measured so far.
+
+Exit status: 0 when good answers came back, 1 when none did (or the target cannot be reached),
+2 for bad flags or a refused host, 130 when interrupted (after printing the results so far).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
+import math
+import re
+import socket
 import sys
 import time
 import urllib.parse
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from commands.common import config_from
 from loadgen.checks import KINDS
-from loadgen.config import available_cpus, parse_cpus
+from loadgen.config import MAX_SECONDS, MIN_RATE, ConfigError, available_cpus, parse_cpus
 from loadgen.http1 import DEFAULT_CHECK_EVERY, ERROR_KINDS
-from loadgen.rawclient import LoadSpec, run_load
+from loadgen.rawclient import LoadInterrupted, LoadSpec, run_load
 from loadgen.records import Latency, LoadResult
 from loadgen.safety import check_host
 from loadgen.sampler import CLIENT_SATURATED_PCT
+
+PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+"""Printable ASCII but the space: what a request target may hold as it is."""
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+"""An HTTP token: a method or a header name."""
 
 
 class UsageError(ValueError):
@@ -31,16 +53,32 @@ class UsageError(ValueError):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("url", help="http://HOST[:PORT]/PATH (loopback unless --allow-host)")
+    p.add_argument("url", help="http://HOST[:PORT]/PATH (loopback unless allowed)")
     p.add_argument("-c", "--connections", type=int, default=64, help="connections (64)")
-    p.add_argument("-d", "--duration", type=_seconds, default=10.0, help="window, s (10)")
+    p.add_argument("-d", "--duration", type=_window, default=10.0, help="window, s (10)")
     p.add_argument("--warmup", type=_seconds, default=2.0, help="warm-up before it, s (2)")
-    p.add_argument("--rate", type=float, default=None, help="open loop at this many requests/s")
+    p.add_argument("--rate", type=_rate, default=None, help="open loop at this many requests/s")
+    p.add_argument(
+        "-m", "--method", type=_method, default="GET", help="request method (GET; not HEAD)"
+    )
+    p.add_argument(
+        "-H",
+        "--header",
+        dest="headers",
+        type=_header,
+        action="append",
+        default=[],
+        metavar='"NAME: VALUE"',
+        help="a request header (repeatable)",
+    )
+    body = p.add_mutually_exclusive_group()
+    body.add_argument("-b", "--body", default=None, help="request body (sent with Content-Length)")
+    body.add_argument("--body-file", default=None, metavar="FILE", help="request body from FILE")
     p.add_argument(
         "--procs", type=int, default=None, help="client processes (one per --cpus CPU, else 1)"
     )
     p.add_argument("--cpus", default=None, help='client CPUs, e.g. "1", "0-1" or "1,3"')
-    p.add_argument("--timeout", type=float, default=10.0, help="answer timeout, s (10)")
+    p.add_argument("--timeout", type=_window, default=10.0, help="answer timeout, s (10)")
     p.add_argument("--check", choices=KINDS, default=None, help="check sampled bodies")
     p.add_argument(
         "--check-every",
@@ -54,13 +92,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="HOST",
-        help="allow load to this non-loopback host (repeatable)",
+        help="allow load to this non-loopback host (repeatable; or bench.toml's allow_hosts)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _seconds(text: str) -> float:
-    """``10``, ``10s``, ``500ms`` or ``2m`` as seconds."""
+    """``10``, ``10s``, ``500ms`` or ``2m`` as seconds: finite, not negative, at most a week."""
     t = text.strip().lower()
     scale = 1.0
     for suffix, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
@@ -68,34 +106,183 @@ def _seconds(text: str) -> float:
             t, scale = t[: -len(suffix)], factor
             break
     try:
-        return float(t) * scale
+        value = float(t) * scale
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"not a finite duration, 0 or more: {text!r}")
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than a week ({MAX_SECONDS:g} s)")
+    return value
+
+
+def _window(text: str) -> float:
+    """A duration that must be more than 0 (the window, the timeout)."""
+    value = _seconds(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
+def _rate(text: str) -> float:
+    """An open-loop rate, requests/s: finite, at least :data:`MIN_RATE`."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value >= MIN_RATE):
+        raise argparse.ArgumentTypeError(f"must be a finite rate, at least {MIN_RATE:g}: {text!r}")
+    return value
+
+
+def _method(text: str) -> str:
+    """A request method, upper-cased (``post`` is POST); HEAD and CONNECT are refused."""
+    method = text.upper()
+    if not TOKEN.fullmatch(method):
+        raise argparse.ArgumentTypeError(f"not a method name: {text!r}")
+    if method in ("HEAD", "CONNECT"):
+        raise argparse.ArgumentTypeError(
+            f"{method} is not supported: its answers announce a body they do not carry; use GET"
+        )
+    return method
+
+
+def _header(text: str) -> tuple[str, str]:
+    """``"Name: value"`` as ``(name, value)``: a token name, a value with no control character."""
+    name, sep, value = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"not a 'Name: value' header: {text!r}")
+    if not TOKEN.fullmatch(name):
+        raise argparse.ArgumentTypeError(f"header name must be a token (no spaces): {name!r}")
+    value = value.strip(" \t")
+    bad = _control(value.replace("\t", " "))
+    if bad:
+        raise argparse.ArgumentTypeError(f"header {name} holds a control character ({bad})")
+    return name, value
+
+
+def _control(text: str) -> str | None:
+    """The first control character in ``text`` (C0, DEL or C1), as ``\\xNN``; None if none."""
+    for ch in text:
+        if ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F:
+            return f"\\x{ord(ch):02x}"
+    return None
 
 
 def parse_url(url: str) -> tuple[str, int, str]:
-    """``(host, port, path?query)`` of an http:// URL."""
+    """``(host, port, path?query)`` of an http:// URL, encoded for the request as curl does.
+
+    Spaces and non-ASCII characters of the path and query are percent-encoded (their UTF-8
+    bytes); a ``%`` already there is kept. A non-ASCII host name is IDNA-encoded. Control
+    characters (which :func:`urllib.parse.urlsplit` would silently drop) are refused, as are
+    user names, ports out of range and host names that are not names or addresses.
+    """
+    url = url.strip(" ")
+    bad = _control(url)
+    if bad:
+        raise UsageError(f"the URL holds a control character ({bad}): {url!r}")
     if "://" not in url:
         url = "http://" + url
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:
+        raise UsageError(f"bad URL {url!r}: {exc}") from None
     if parts.scheme != "http":
         raise UsageError(f"only http:// URLs are supported, not {parts.scheme}://")
-    host = parts.hostname
-    if not host:
-        raise UsageError(f"no host in URL {url!r}")
+    if "@" in parts.netloc:
+        raise UsageError("user names in the URL are not supported (use -H 'Authorization: ...')")
+    host = _ascii_host(parts.hostname or "", url)
     try:
-        port = parts.port or 80
+        port = parts.port
     except ValueError as exc:
         raise UsageError(f"bad port in URL {url!r}: {exc}") from None
-    path = parts.path or "/"
+    if port is None:
+        port = 80
+    elif not 0 < port < 65536:
+        raise UsageError(f"bad port in URL {url!r}: {port} is out of range 1..65535")
+    path = _percent_encode(parts.path or "/")
     if parts.query:
-        path += "?" + parts.query
+        path += "?" + _percent_encode(parts.query)
     return host, port, path
+
+
+def _percent_encode(text: str) -> str:
+    """Spaces and non-ASCII as %XX of their UTF-8 bytes (undecodable argv bytes as they were)."""
+    return urllib.parse.quote(text, safe=PRINTABLE, errors="surrogateescape")
+
+
+def _ascii_host(host: str, url: str) -> str:
+    """The host of the URL as sent: a name (IDNA-encoded when not ASCII) or an IP address."""
+    if not host:
+        raise UsageError(f"no host in URL {url!r}")
+    if ":" in host:  # an IPv6 literal (the brackets are gone)
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            raise UsageError(f"bad IPv6 address in URL {url!r}") from None
+        return host
+    if not host.isascii():
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise UsageError(f"bad host name in URL {url!r}: {exc}") from None
+    if not re.fullmatch(r"[A-Za-z0-9._~-]+", host):
+        raise UsageError(f"bad host name in URL {url!r}: {host!r}")
+    return host
+
+
+def _body(args: argparse.Namespace) -> bytes | None:
+    """The request body from -b/--body or --body-file (``-``: stdin); None without one."""
+    if args.body is not None:
+        body: str = args.body
+        return body.encode("utf-8", "surrogateescape")
+    if args.body_file is not None:
+        if args.body_file == "-":
+            return sys.stdin.buffer.read()
+        try:
+            return Path(args.body_file).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"--body-file: {exc.strerror or exc}: {args.body_file}") from None
+    return None
+
+
+def _headers(args: argparse.Namespace) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+    """The Host header asked for (--host-header, or -H 'Host: ...') and the other headers."""
+    host_header: str | None = args.host_header
+    if host_header is not None:
+        _check_host_header(host_header, "--host-header")
+    others = []
+    for name, value in args.headers:
+        lower = name.lower()
+        if lower == "host":
+            if host_header is not None and host_header != value:
+                raise UsageError("two Host headers given (--host-header and -H 'Host: ...')")
+            _check_host_header(value, "-H 'Host: ...'")
+            host_header = value
+        elif lower in ("content-length", "transfer-encoding"):
+            raise UsageError(
+                f"-H {name}: is not allowed: Content-Length is set from the body (-b/--body-file)"
+            )
+        else:
+            others.append((name, value))
+    return host_header, tuple(others)
+
+
+def _check_host_header(value: str, flag: str) -> None:
+    if not value:
+        raise UsageError(f"{flag}: empty")
+    if not value.isascii() or any(ch not in PRINTABLE for ch in value):
+        raise UsageError(
+            f"{flag}: must be printable ASCII without spaces (a non-ASCII name in its "
+            f"IDNA form, xn--...): {value!r}"
+        )
 
 
 def spec_from_args(args: argparse.Namespace) -> LoadSpec:
     """The LoadSpec the flags ask for (raises UsageError, ValueError on bad values)."""
     host, port, path = parse_url(args.url)
+    host_header, headers = _headers(args)
+    body = _body(args)
     cpus: tuple[int, ...] = ()
     if args.cpus:
         try:
@@ -119,7 +306,10 @@ def spec_from_args(args: argparse.Namespace) -> LoadSpec:
         timeout=args.timeout,
         kind=args.check,
         check_every=args.check_every,
-        host_header=args.host_header,
+        host_header=host_header,
+        method=args.method,
+        headers=headers,
+        body=body,
     )
 
 
@@ -127,23 +317,104 @@ def run(args: argparse.Namespace) -> int:
     try:
         spec = spec_from_args(args)
     except (UsageError, ValueError) as exc:
-        print(f"fwbench load: error: {exc}", file=sys.stderr)
-        return 2
-    problem = check_host(spec.host, args.allow_host)
+        return _fail(str(exc), 2)
+    problem = _host_problem(spec.host, args)
     if problem:
-        print(f"fwbench load: error: {problem}", file=sys.stderr)
-        return 2
+        return _fail(problem, 2)
+    unreachable = connect_problem(spec.host, spec.port, spec.timeout)
+    if unreachable:  # as wrk does: say so at once rather than load nothing for the duration
+        return _fail(f"cannot connect to {_where(spec)}: {unreachable}", 1)
     live = sys.stderr.isatty() and not args.json
     if not args.json:
         print(_banner(args.url, spec), flush=True)
-    result = run_load(spec, progress=_Progress(spec) if live else None)
+    try:
+        result = run_load(spec, progress=_Progress(spec) if live else None)
+    except LoadInterrupted as stop:
+        if live:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+        return _interrupted(args, stop)
     if live:
         print("\r\033[K", end="", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(result_json(args.url, result)))
     else:
         print(summary_text(result))
-    return 0 if result.requests else 1
+    if result.requests:
+        return 0
+    return _fail(_nothing_good(spec, result), 1)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"fwbench load: error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def _where(spec: LoadSpec) -> str:
+    return f"[{spec.host}]:{spec.port}" if ":" in spec.host else f"{spec.host}:{spec.port}"
+
+
+def _host_problem(host: str, args: argparse.Namespace) -> str | None:
+    """Why load may not go to ``host`` (None: it may): loopback, ``--allow-host`` or
+    ``[network] allow_hosts`` of bench.toml (read only when the flags do not allow it)."""
+    problem = check_host(host, args.allow_host)
+    if problem is None:
+        return None
+    try:
+        cfg = config_from(args)
+    except ConfigError as exc:
+        return f"{problem}; the config that could allow it was not read: {exc}"
+    if not cfg.network.allow_hosts:
+        return problem
+    return check_host(host, [*args.allow_host, *cfg.network.allow_hosts])
+
+
+def connect_problem(host: str, port: int, timeout: float) -> str | None:
+    """Why one TCP connection to ``host``:``port`` fails (``"connection refused"``), or None."""
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 5.0)):
+            return None
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        return reason[:1].lower() + reason[1:]
+
+
+def _nothing_good(spec: LoadSpec, r: LoadResult) -> str:
+    """The last line of a run with no good answer: what went wrong, counted.
+
+    Failed connections are named as wrk names them, by the reason one connection fails with
+    now (``connection refused``: nothing listens any more).
+    """
+    message = f"no request succeeded in {r.duration_s:.1f} s"
+    others = ", ".join(f"{k} {v}" for k, v in r.errors.items() if v and k != "connect")
+    if r.errors["connect"]:
+        reason = connect_problem(spec.host, spec.port, spec.timeout)
+        why = f": {reason}" if reason else " (it accepts connections now)"
+        message += f": {r.errors['connect']} connection attempts to {_where(spec)} failed{why}"
+        return message + (f"; other errors: {others}" if others else "")
+    return message + (f": errors: {others}" if others else ": no answer came back")
+
+
+def _interrupted(args: argparse.Namespace, stop: LoadInterrupted) -> int:
+    """Ctrl-C: print what was measured so far (exit status 130)."""
+    r = stop.result
+    after = f"interrupted after {stop.elapsed_s:.1f} s"
+    if r is None:
+        print(
+            f"fwbench load: {after}, in the warm-up: nothing measured", file=sys.stderr, flush=True
+        )
+    else:
+        print(
+            f"fwbench load: {after}: results so far ({r.duration_s:.1f} s measured)",
+            file=sys.stderr,
+            flush=True,
+        )
+    if args.json:
+        out = result_json(args.url, r) if r is not None else {"url": args.url}
+        out["interrupted"] = True
+        print(json.dumps(out))
+    elif r is not None:
+        print(summary_text(r))
+    return 130
 
 
 class _Progress:
@@ -172,8 +443,12 @@ def _banner(url: str, spec: LoadSpec) -> str:
     model = f"open loop at {spec.rate:g} req/s" if spec.rate else "closed loop"
     where = f" on CPU {','.join(map(str, spec.cpus))}" if spec.cpus else ""
     procs = f"{spec.procs} process{'es' if spec.procs > 1 else ''}{where}"
+    request = ""
+    if spec.method != "GET" or spec.body is not None:
+        body = f" with a body of {len(spec.body)} bytes" if spec.body is not None else ""
+        request = f"{spec.method}{body}, "
     return (
-        f"Running {spec.duration:g}s test @ {url} ({model}, {spec.warmup:g}s warm-up)\n"
+        f"Running {spec.duration:g}s test @ {url} ({request}{model}, {spec.warmup:g}s warm-up)\n"
         f"  {spec.connections} connections, {procs}"
     )
 

@@ -117,4 +117,5 @@ def nightly(cfg: Config, targets: list[Target]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     cfg = nightly_config(config_from(args))
-    return nightly(cfg, discover_targets(cfg, split_names(args.targets)))
+    names = split_names(args.targets)
+    return nightly(cfg, discover_targets(cfg, names, flag="--targets", key="nightly.targets"))

@@ -1,6 +1,8 @@
 """``fwbench run``: run the matrix of bench.toml; flags narrow or override it for one run.
 
-The last line of output is the run directory's path.
+The last line of output is the run directory's path. Exit status: 0 when at least one trial
+was measured, 1 when none was (every trial failed, or no trial ran: said on stderr just before
+the path), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from commands.common import config_from, discover_targets, split_names
+from commands.common import config_from, discover_targets, nothing_measured, split_names
 from loadgen.config import Config, ConfigError
 from loadgen.runner import Runner, override_loads
 
@@ -53,12 +55,19 @@ def configure(args: argparse.Namespace) -> Config:
 
 
 def make_runner(cfg: Config, names: list[str]) -> Runner:
-    return Runner(cfg, discover_targets(cfg, names))
+    return Runner(cfg, discover_targets(cfg, names, flag="--targets"))
 
 
 def run(args: argparse.Namespace) -> int:
+    """0: something was measured; 1: nothing was (every trial failed, or none ran); 130:
+    interrupted. The last line is the run folder whatever happened."""
     cfg = configure(args)
     runner = make_runner(cfg, split_names(args.targets))
     code = runner.execute()
+    if code == 0:
+        nothing = nothing_measured(runner.trials_path)
+        if nothing:
+            print(nothing, file=sys.stderr, flush=True)
+            code = 1
     print(runner.run_dir, file=sys.stdout, flush=True)
     return code

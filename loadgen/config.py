@@ -6,11 +6,16 @@ names the dotted key (``run.load[0].connections``) and the reason, and nothing h
 reaches the rest of the suite. Checks that need the machine or the targets folder (CPUs that
 exist, target names) run in :func:`load_config` after the structural walk. CLI flags override
 values through :meth:`Config.override`, which re-runs the same checks.
+
+Every number must be finite (TOML has ``nan`` and ``inf``; so has Python's ``float()`` for a
+flag): the walk refuses them for every float key, and each key has its range (durations and
+timeouts at most :data:`MAX_SECONDS`), so a bad value stops a run before any target is touched.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -20,6 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+
+MAX_SECONDS = 7 * 24 * 3600.0
+"""The longest duration, warm-up or timeout anything accepts: a week."""
+MIN_RATE = 0.001
+"""The lowest open-loop rate, requests/s (one request in 1000 s)."""
 
 ClientKind = Literal["raw", "locust"]
 LoadModel = Literal["closed", "open"]
@@ -164,7 +174,11 @@ class Config:
                 node = node[part]
             node[parts[-1]] = value
         root = data.pop("root")
-        return _finish(_build(Config, data, ""), root, source="flag")
+        try:
+            cfg = _build(Config, data, "")
+        except ConfigError as exc:  # a flag's value, not bench.toml's
+            raise ConfigError(exc.key, exc.reason, source="flag") from None
+        return _finish(cfg, root, source="flag")
 
 
 def to_dict(obj: Any) -> Any:
@@ -253,7 +267,13 @@ def _value(hint: Any, value: Any, key: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(key, f"expected a number, got {_tname(value)}")
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ConfigError(key, "is too large a number") from None
+        if not math.isfinite(number):
+            raise ConfigError(key, f"must be a finite number, got {value}")
+        return number
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(key, f"expected a string, got {_tname(value)}")
@@ -300,8 +320,8 @@ def _check(cfg: Config) -> None:
         raise ConfigError("server.port", f"{s.port} is out of range 0..65535")
     if 0 < s.port < 1024:
         raise ConfigError("server.port", f"{s.port} is a privileged port; use 1024..65535 or 0")
-    _positive("server.startup_timeout", s.startup_timeout)
-    _nonneg("server.stop_grace", s.stop_grace)
+    _seconds("server.startup_timeout", s.startup_timeout, positive=True)
+    _seconds("server.stop_grace", s.stop_grace, positive=False)
     from loadgen.safety import check_host  # local: safety has no config dependency
 
     problem = check_host(s.host, cfg.network.allow_hosts)
@@ -310,7 +330,8 @@ def _check(cfg: Config) -> None:
     for section in ("run", "nightly"):
         _check_run(getattr(cfg, section), section, cfg)
     c = cfg.check
-    _positive("check.min_drop_pct", c.min_drop_pct)
+    if not 0 < c.min_drop_pct <= 100:
+        raise ConfigError("check.min_drop_pct", f"must be in (0, 100], got {c.min_drop_pct}")
     if not 0 < c.alpha < 1:
         raise ConfigError("check.alpha", f"must be between 0 and 1, got {c.alpha}")
     if not 0 < c.cp_max_pvalue < 1:
@@ -332,9 +353,13 @@ def _check(cfg: Config) -> None:
         if ack.until and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", ack.until):
             raise ConfigError(f"check.acknowledge[{i}].until", "must be YYYY-MM-DD")
     _positive("sampler.interval", cfg.sampler.interval)
+    if not 0.01 <= cfg.sampler.interval <= 60:
+        raise ConfigError("sampler.interval", f"must be 0.01 to 60 s, got {cfg.sampler.interval}")
     _positive("sampler.uss_every", cfg.sampler.uss_every)
     if not 0 < cfg.sampler.saturation_pct <= 100:
-        raise ConfigError("sampler.saturation_pct", "must be in (0, 100]")
+        raise ConfigError(
+            "sampler.saturation_pct", f"must be in (0, 100], got {cfg.sampler.saturation_pct}"
+        )
 
 
 def _check_run(run: Run, section: str, cfg: Config) -> None:
@@ -354,17 +379,19 @@ def _check_run(run: Run, section: str, cfg: Config) -> None:
         for j, c in enumerate(ld.connections):
             if not 1 <= c <= 100_000:
                 raise ConfigError(f"{k}.connections[{j}]", f"{c} is out of range 1..100000")
-        _positive(f"{k}.duration", ld.duration)
-        _nonneg(f"{k}.warmup", ld.warmup)
-        _positive(f"{k}.timeout", ld.timeout)
+        _seconds(f"{k}.duration", ld.duration, positive=True)
+        _seconds(f"{k}.warmup", ld.warmup, positive=False)
+        _seconds(f"{k}.timeout", ld.timeout, positive=True)
         _positive(f"{k}.check_every", ld.check_every)
         _nonneg(f"{k}.procs", ld.procs)
         if ld.procs > len(cfg.cpus.client):
             raise ConfigError(
                 f"{k}.procs", f"{ld.procs} processes but only {len(cfg.cpus.client)} client CPU(s)"
             )
-        if ld.model == "open" and ld.rate <= 0:
-            raise ConfigError(f"{k}.rate", "the open model needs a rate > 0 (requests/s)")
+        if ld.model == "open" and not ld.rate >= MIN_RATE:
+            raise ConfigError(
+                f"{k}.rate", f"the open model needs a rate >= {MIN_RATE:g} (requests/s)"
+            )
         if ld.model == "closed" and ld.rate:
             raise ConfigError(f"{k}.rate", 'is only for model = "open"')
         _nonneg(f"{k}.users", ld.users)
@@ -389,13 +416,20 @@ def check_target_names(cfg: Config, known: set[str], key: str = "run.targets") -
 
 
 def _positive(key: str, v: float) -> None:
-    if v <= 0:
+    if not (v > 0 and math.isfinite(v)):
         raise ConfigError(key, f"must be > 0, got {v}")
 
 
 def _nonneg(key: str, v: float) -> None:
-    if v < 0:
+    if not (v >= 0 and math.isfinite(v)):
         raise ConfigError(key, f"must be >= 0, got {v}")
+
+
+def _seconds(key: str, v: float, positive: bool) -> None:
+    """A duration or timeout: finite, > 0 (or >= 0), at most :data:`MAX_SECONDS`."""
+    (_positive if positive else _nonneg)(key, v)
+    if v > MAX_SECONDS:
+        raise ConfigError(key, f"must be at most {MAX_SECONDS:g} s (a week), got {v}")
 
 
 def _join(prefix: str, name: str) -> str:

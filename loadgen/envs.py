@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadgen.procs import child_env
 from loadgen.targets import Target
 
 READY = ".fwbench-env.json"
@@ -122,8 +123,22 @@ def env_path(envs_dir: Path, target: Target, digest: str) -> Path:
     return envs_dir / f"{target.name}-{digest}"
 
 
-def ensure_env(target: Target, envs_dir: Path, *, rebuild: bool = False) -> Env:
-    """The target's environment, built if missing or stale; raises :class:`EnvError`."""
+def say_building(target: Target) -> None:
+    """The default word before a real build (minutes on a cold cache): on stderr."""
+    print(f"fwbench: building env {target.name} (uv) ...", file=sys.stderr, flush=True)
+
+
+def ensure_env(
+    target: Target,
+    envs_dir: Path,
+    *,
+    rebuild: bool = False,
+    starting: Callable[[Target], None] | None = say_building,
+) -> Env:
+    """The target's environment, built if missing or stale; raises :class:`EnvError`.
+
+    ``starting`` is called just before a real build begins (never for a cached environment);
+    None says nothing."""
     envs_dir = envs_dir.resolve()  # servers run with the target folder as cwd
     uv = uv_path()
     python = find_python(target.python)
@@ -146,7 +161,9 @@ def ensure_env(target: Target, envs_dir: Path, *, rebuild: bool = False) -> Env:
     envs_dir.mkdir(parents=True, exist_ok=True)
     with _lock(envs_dir / f".{target.name}.lock"):
         if marker.is_file() and not rebuild:  # another process built it while we waited
-            return ensure_env(target, envs_dir)
+            return ensure_env(target, envs_dir, starting=None)
+        if starting is not None:
+            starting(target)
         return _build(target, uv, python, version, digest, path)
 
 
@@ -199,17 +216,22 @@ def _build(target: Target, uv: str, python: Path, version: str, digest: str, pat
 
 
 def env_vars(path: Path, target: Target) -> dict[str, str]:
-    """The process environment a target's server (or setup step) runs with."""
-    env = {k: v for k, v in os.environ.items() if k not in _DROP}
-    env["PATH"] = f"{path / 'bin'}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
-    env["VIRTUAL_ENV"] = str(path)
-    env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env.update(dict(target.env))
-    return env
+    """The process environment a target's server (or setup step) runs with.
 
-
-_DROP = frozenset({"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONSTARTUP"})
+    Clean (:func:`loadgen.procs.child_env`: PATH, HOME, the locale... never fwbench's secrets
+    nor the user's Python settings), the environment's ``bin/`` first on PATH, then the
+    target's own ``env``.
+    """
+    base = child_env()
+    return child_env(
+        {
+            "PATH": f"{path / 'bin'}{os.pathsep}{base['PATH']}",
+            "VIRTUAL_ENV": str(path),
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **dict(target.env),
+        }
+    )
 
 
 def freeze(uv: str, python: Path) -> list[tuple[str, str]]:
@@ -236,9 +258,16 @@ def dir_size(path: Path) -> int:
     return total
 
 
+def installer_env() -> dict[str, str]:
+    """uv's environment: ours (its proxy, ``UV_*`` and cache settings) without fwbench's own
+    ``FWBENCH_*`` variables (the webhook secret): building an sdist runs third-party code."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("FWBENCH_")}
+
+
 def _step(
     argv: list[str], what: str, *, cwd: Path | None = None, env: dict[str, str] | None = None
 ) -> None:
+    env = installer_env() if env is None else env
     try:
         out = subprocess.run(
             argv, capture_output=True, text=True, cwd=cwd, env=env, timeout=900, check=False
@@ -270,12 +299,20 @@ class BuildOutcome:
     detail: str = ""
 
 
-def build_one(target: Target, envs_dir: Path, *, rebuild: bool = False) -> BuildOutcome:
-    """The target's environment, built or reused; a failure is an outcome, not an exception."""
+def build_one(
+    target: Target,
+    envs_dir: Path,
+    *,
+    rebuild: bool = False,
+    starting: Callable[[Target], None] | None = say_building,
+) -> BuildOutcome:
+    """The target's environment, built or reused; a failure is an outcome, not an exception.
+    ``starting``: as :func:`ensure_env`'s."""
     try:
-        return BuildOutcome(target.name, ensure_env(target, envs_dir, rebuild=rebuild))
+        env = ensure_env(target, envs_dir, rebuild=rebuild, starting=starting)
     except EnvError as exc:
         return BuildOutcome(target.name, None, str(exc), exc.detail)
+    return BuildOutcome(target.name, env)
 
 
 def build_all(
@@ -284,12 +321,25 @@ def build_all(
     *,
     rebuild: bool = False,
     report: Callable[[int, int, BuildOutcome], None] | None = None,
+    starting: Callable[[int, int, Target], None] | None = None,
 ) -> list[BuildOutcome]:
-    """Build every target's environment; a failure is recorded and the others go on."""
+    """Build every target's environment; a failure is recorded and the others go on.
+
+    ``starting(i, n, target)`` is called just before a real build begins (not for a cached
+    environment); without it, :func:`say_building` says so on stderr. ``report(i, n,
+    outcome)`` after each target."""
     outcomes: list[BuildOutcome] = []
+    n = len(targets)
     for i, t in enumerate(targets, 1):
-        outcome = build_one(t, envs_dir, rebuild=rebuild)
+
+        def announce(target: Target, i: int = i) -> None:
+            if starting is None:
+                say_building(target)
+            else:
+                starting(i, n, target)
+
+        outcome = build_one(t, envs_dir, rebuild=rebuild, starting=announce)
         outcomes.append(outcome)
         if report:
-            report(i, len(targets), outcome)
+            report(i, n, outcome)
     return outcomes

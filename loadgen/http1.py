@@ -36,7 +36,7 @@ that every part of the client counts with one vocabulary, :data:`ERROR_KINDS`.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -73,20 +73,60 @@ def _never() -> bool:
     return False
 
 
-def encode_request(path: str, host_header: str, close: bool = False) -> bytes:
-    """The bytes of one keep-alive ``GET`` request, built once per run.
+def encode_request(
+    path: str,
+    host_header: str,
+    close: bool = False,
+    method: str = "GET",
+    headers: Sequence[tuple[str, str]] = (),
+    body: bytes | None = None,
+) -> bytes:
+    """The bytes of one keep-alive request, built once per run (``GET`` with no body by default).
 
-    HTTP/1.1 connections are persistent unless a side says ``Connection: close``, so the request
+    HTTP/1.1 connections are persistent unless a side says ``Connection: close``, so a ``GET``
     carries only the request line and ``Host``, exactly as wrk sends it. ``close`` asks for a
-    new connection per request (for a server that cannot keep alive, as Growler).
+    new connection per request (for a server that cannot keep alive, as Growler). ``headers``
+    are sent as given, after ``Host``; a ``body`` (and any ``POST``, ``PUT`` or ``PATCH``, with
+    or without one) goes with a ``Content-Length``.
+
+    Everything is checked here, so no request can smuggle a header or a second request: the
+    method must be a token (not ``HEAD`` or ``CONNECT``, whose answers announce a body they do
+    not carry, and the response parser reads bodies by their length); the path and the ``Host``
+    value must be printable ASCII without spaces (percent-encode the rest); header names must be
+    tokens and values free of control characters. ``Host``, ``Content-Length`` and
+    ``Transfer-Encoding`` are set here, not through ``headers``. Raises ValueError.
     """
+    tchar = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    if not method or any(ch not in tchar for ch in method):
+        raise ValueError(f"method must be a token (letters, digits, !#$%&'*+-.^_`|~): {method!r}")
+    if method.upper() in ("HEAD", "CONNECT"):
+        raise ValueError(
+            f"method {method.upper()} is not supported: its answers announce a body they do not "
+            "carry"
+        )
     if not path.startswith("/"):
         raise ValueError(f"path must start with '/': {path!r}")
     for text, what in ((path, "path"), (host_header, "host header")):
         if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
             raise ValueError(f"{what} must not hold spaces or control characters: {text!r}")
-    extra = "Connection: close\r\n" if close else ""
-    return f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\n{extra}\r\n".encode("ascii")
+        if not text.isascii():
+            raise ValueError(f"{what} must be ASCII (percent-encode the rest): {text!r}")
+    if not host_header:
+        raise ValueError("host header is empty")
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}"]
+    for name, value in headers:
+        if not name or any(ch not in tchar for ch in name):
+            raise ValueError(f"header name must be a token: {name!r}")
+        if name.lower() in ("host", "content-length", "transfer-encoding"):
+            raise ValueError(f"header {name} is set by the client, not as a header")
+        if any((ord(ch) < 0x20 and ch != "\t") or 0x7F <= ord(ch) <= 0x9F for ch in value):
+            raise ValueError(f"header {name} must not hold control characters: {value!r}")
+        lines.append(f"{name}: {value}")
+    if body is not None or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body or b'')}")
+    if close:
+        lines.append("Connection: close")
+    return "\r\n".join(lines).encode() + b"\r\n\r\n" + (body or b"")
 
 
 @dataclass(frozen=True, slots=True)

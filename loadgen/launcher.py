@@ -2,7 +2,9 @@
 
 Start: pick a free port (or take the configured one after checking nobody holds it), spawn the
 server command in a new session (so its process group is ours to signal), pinned to the server
-CPU set, output to a log file. Wait, bounded, until the hello path answers 200, checking on every
+CPU set, output to a log file, with a clean environment (:func:`loadgen.envs.env_vars`: none of
+fwbench's secrets), watched by the reaper (:mod:`loadgen.reaper`: the group is stopped even if
+fwbench is killed). Wait, bounded, until the hello path answers 200, checking on every
 poll that the process is alive; then make sure the listening socket belongs to the server's own
 process tree (an answer from some other process holding the port is not our target's).
 
@@ -28,8 +30,8 @@ from loadgen.procs import (
     free_port,
     listeners,
     log_tail,
-    pin_preexec,
     port_holder,
+    spawn,
     stop_group,
 )
 from loadgen.targets import Target
@@ -140,15 +142,15 @@ def start(
             argv[0] = str(exe)  # the environment's own script, never one found elsewhere
     with open(log_path, "wb") as log:
         try:
-            proc = subprocess.Popen(
+            proc: subprocess.Popen[bytes] = spawn(
                 argv,
-                cwd=target.dir,
                 env=env_vars(env.path, target),
+                session=True,
+                cpus=cpus,
+                cwd=target.dir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=pin_preexec(cpus),
             )
         except OSError as exc:
             raise LaunchError(f"cannot start {argv[0]}: {exc.strerror}") from None

@@ -7,7 +7,9 @@ bad values with the same words. Each spec adds its own checks (rate and procs fo
 client; path, spawn rate and workers for locust) and raises one ``ValueError`` listing them all.
 
 Durations must be finite: ``nan`` compares false with everything and ``inf`` would never end,
-so both are refused here rather than found later as a hung or empty run.
+so both are refused here rather than found later as a hung or empty run. They must also stay
+within :data:`~loadgen.config.MAX_SECONDS` (a week), as bench.toml's do: a finite but huge
+timeout overflows the nanosecond clock arithmetic of the client.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import math
 from collections.abc import Iterable
 
 from loadgen.checks import KINDS
+from loadgen.config import MAX_SECONDS, MIN_RATE
+
+__all__ = ["MAX_SECONDS", "MIN_RATE", "common_problems"]
 
 
 def common_problems(
@@ -49,6 +54,9 @@ def common_problems(
         problems.append("warmup must be a finite number, not negative")
     if not (timeout > 0 and math.isfinite(timeout)):
         problems.append("timeout must be a positive finite number")
+    for name, value in (("duration", duration), ("warmup", warmup), ("timeout", timeout)):
+        if math.isfinite(value) and value > MAX_SECONDS:
+            problems.append(f"{name} must be at most {MAX_SECONDS:g} s (a week)")
     if kind is not None and kind not in KINDS:
         problems.append(f"kind must be one of {', '.join(KINDS)} or None")
     if check_every < 1:

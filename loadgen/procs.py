@@ -14,6 +14,13 @@ processes, wrk) goes through these helpers, so each job is written once:
   then SIGKILL the group and the stragglers, and prove nothing is left (:class:`StopReport`).
   :func:`stop_processes` is for children in our own group (load workers, locust processes):
   SIGTERM by PID, then SIGKILL, then close their pipes.
+- **Starting**: :func:`spawn` starts every child the one way: the environment it is given
+  (:func:`child_env` builds it: only what a program needs from ours, never fwbench's secrets),
+  pinned before it execs, in a session of its own (``session=True``: a server, its group
+  stopped by :func:`stop_group`) or in ours (load workers, the sampler, locust processes:
+  :func:`stop_processes`), and watched by :mod:`loadgen.reaper`, which stops it if fwbench dies
+  first, even by SIGKILL. Stopping (or :func:`forget`, for a child reaped some other way) ends
+  the watch; the reaper itself exits once nothing is watched.
 - **Logs**: :func:`log_tail` reads the last lines of a child's log for an error message.
 """
 
@@ -27,12 +34,14 @@ import socket
 import subprocess
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from loadgen.reaper import REAPER
 
 POLL_S = 0.05
 """How often a stop checks whether the processes it signalled are gone."""
@@ -111,6 +120,90 @@ def pin_preexec(cpus: Sequence[int]) -> Callable[[], None] | None:
 
 
 # --------------------------------------------------------------------------------------------
+# Starting
+
+PASSED_ENV = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH"}
+)
+"""What a child takes from fwbench's environment (with every ``LC_*``). Nothing else goes:
+target code is third-party code, and fwbench's environment holds secrets
+(``FWBENCH_WEBHOOK_SECRET``, ``FWBENCH_WEBHOOK_URL``, a CI's tokens)."""
+SUITE_ROOT = Path(__file__).resolve().parents[1]
+"""The folder holding the ``loadgen`` package (the suite's own child processes import it)."""
+
+
+def child_env(extra: Mapping[str, str] | None = None, *, suite: bool = False) -> dict[str, str]:
+    """The environment of a child process: :data:`PASSED_ENV` and ``LC_*`` of ours, then ``extra``.
+
+    ``suite``: the child runs the suite's own code (``python -m loadgen...``): ``PYTHONPATH``
+    starts with :data:`SUITE_ROOT`, then ours.
+    """
+    env = {k: v for k, v in os.environ.items() if k in PASSED_ENV or k.startswith("LC_")}
+    env.setdefault("PATH", os.defpath)
+    if suite:
+        paths = (str(SUITE_ROOT), os.environ.get("PYTHONPATH", ""))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env.update(extra or {})
+    return env
+
+
+def spawn(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    session: bool = False,
+    cpus: Sequence[int] = (),
+    **popen: Any,
+) -> subprocess.Popen[Any]:
+    """Start a child with exactly ``env`` (see :func:`child_env`), watched by the reaper.
+
+    ``session``: in a new session, its PID its group's ID, for :func:`stop_group`; else in our
+    process group, for :func:`stop_processes`. ``cpus``: pinned between fork and exec. Other
+    keywords go to :class:`subprocess.Popen`; its OSError comes through as is.
+    """
+    REAPER.prepare()  # started first: one write, not a whole start, between child and watch
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            start_new_session=session,
+            preexec_fn=pin_preexec(cpus),
+            **popen,
+        )
+    except BaseException:
+        REAPER.settle()
+        raise
+    try:
+        REAPER.watch(proc.pid, group=session)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if session:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+        proc.wait()
+        raise
+    return proc
+
+
+def reaper_pid() -> int:
+    """The reaper's PID, started now if none runs: a child of fwbench that is not the client."""
+    REAPER.prepare()
+    pid = REAPER.pid
+    assert pid is not None
+    return pid
+
+
+def forget(proc: subprocess.Popen[Any]) -> None:
+    """``proc`` (from :func:`spawn`, in our group) exited and was reaped: no longer watched.
+
+    :func:`stop_processes` and :func:`stop_group` do this themselves.
+    """
+    if proc.returncode is not None:
+        REAPER.forget(proc.pid, group=False)
+
+
+# --------------------------------------------------------------------------------------------
 # Stopping
 
 
@@ -161,6 +254,8 @@ def stop_group(
     end = time.monotonic() + PROOF_S
     while (left := _alive(known | _members(pgid))) and time.monotonic() < end:
         time.sleep(POLL_S)
+    if not left:  # (what is left stays watched: the reaper tries again when fwbench exits)
+        REAPER.forget(pgid, group=True)
     return StopReport(sig, time.monotonic() - started, proc.returncode, tuple(sorted(left)))
 
 
@@ -168,7 +263,8 @@ def stop_processes(procs: Iterable[subprocess.Popen[Any]], grace: float = 2.0) -
     """Stop children that share our process group, by PID: SIGTERM, wait, SIGKILL; close pipes.
 
     Each one still running gets SIGTERM, then up to ``grace`` s to exit, then SIGKILL; every
-    one is reaped, and its stdin, stdout and stderr pipes (those it has) are closed.
+    one is reaped and forgotten by the reaper, and its stdin, stdout and stderr pipes (those it
+    has) are closed.
     """
     procs = list(procs)
     for proc in procs:
@@ -183,6 +279,7 @@ def stop_processes(procs: Iterable[subprocess.Popen[Any]], grace: float = 2.0) -
                 proc.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(PROOF_S)
+        forget(proc)
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 with contextlib.suppress(OSError):

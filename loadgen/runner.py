@@ -7,21 +7,23 @@ stay on the client CPUs. Before the load, the fresh server's answer is checked (
 Content-Type); a target that fails it, crashes or dies mid-trial is recorded as failed and the
 run goes on. Records are appended as each trial ends, so Ctrl-C keeps every finished trial; the
 ``finally`` blocks stop the server and the sampler whatever happens.
+
+Signals are the caller's: ``fwbench`` (:mod:`commands.cli`) turns SIGTERM into Ctrl-C for every
+phase; a library caller keeps its own policy (a handler can only be set in the main thread). A
+process that dies without cleanup still leaves nothing running: every child is watched by
+:mod:`loadgen.reaper`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any, TextIO
 
 from loadgen import machine
@@ -130,20 +132,6 @@ def _clock(seconds: float) -> str:
     return f"{m}m{s:02d}s"
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """A timer or a supervisor stopping the run with SIGTERM gets Ctrl-C's clean stop."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 class Runner:
     """One run: its folder, its header, the environments and verdicts of its targets."""
 
@@ -232,7 +220,7 @@ class Runner:
         progress = Progress(len(trials), out)
         interrupted = False
         try:
-            with _sigterm_as_interrupt(), pinned(self.cfg.cpus.client):
+            with pinned(self.cfg.cpus.client):
                 for p in trials:
                     est = p.load.duration + p.load.warmup + 3.0
                     progress.trial(p, est)

@@ -75,6 +75,6 @@ def check_host(
         return (
             f"refusing to send load to {host!r}: it resolves to {', '.join(outside)}, "
             f"outside loopback ({LOOPBACK_NAMES}); allow it explicitly (--allow-host {name}, "
-            "or [network] allow_hosts in bench.toml)"
+            f'or allow_hosts = ["{name}"] under [network] in bench.toml)'
         )
     return None

@@ -8,6 +8,7 @@ instead of stopping the others.
 from __future__ import annotations
 
 import re
+import string
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from loadgen.checks import KINDS, Kind
 
 METADATA = "target.toml"
 PLACEHOLDERS = frozenset({"host", "port", "workers", "python", "target_dir"})
+SETUP_PLACEHOLDERS = frozenset({"python", "target_dir"})
+_FORMATTER = string.Formatter()
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _PY = re.compile(r"^3\.\d{1,2}$")
 
@@ -169,12 +172,9 @@ def load_target(d: Path) -> Target:
     if not _PY.match(python):
         raise TargetError(f"{METADATA}: python: {python!r} is not X.Y (e.g. '3.11')")
     command = r.argv("command")
-    joined = " ".join(command)
-    for ph in re.findall(r"{(\w*)}", joined):
-        if ph not in PLACEHOLDERS:
-            raise TargetError(f"{METADATA}: command: unknown placeholder {{{ph}}}")
+    used = _placeholders("command", command, PLACEHOLDERS)
     for ph in ("host", "port"):
-        if "{" + ph + "}" not in joined:
+        if ph not in used:
             raise TargetError(f"{METADATA}: command: must use {{{ph}}}")
     hello = r.text("hello_path", "/hello/")
     if not hello.startswith("/"):
@@ -188,6 +188,8 @@ def load_target(d: Path) -> Target:
         raise TargetError("no requirements.txt (the full pinned lock)")
     _check_pinned(d / "requirements.txt")
     setup = tuple(tuple(c) for c in r.argv_list("setup"))
+    for i, argv in enumerate(setup):
+        _placeholders(f"setup[{i}]", argv, SETUP_PLACEHOLDERS)
     env = r.table("env")
     target = Target(
         name=d.name,
@@ -210,6 +212,36 @@ def load_target(d: Path) -> Target:
     )
     r.done()
     return target
+
+
+def _placeholders(key: str, argv: tuple[str, ...] | list[str], allowed: frozenset[str]) -> set[str]:
+    """The placeholders ``argv`` uses; raises :class:`TargetError` for a lone brace, an unknown
+    placeholder or a format spec, so that a bad command skips its target when it is loaded
+    instead of failing when the server starts."""
+    used: set[str] = set()
+    for part in argv:
+        try:
+            fields = list(_FORMATTER.parse(part))
+        except ValueError:
+            raise TargetError(
+                f"{METADATA}: {key}: {part!r} has a lone '{{' or '}}': "
+                "write a literal brace as '{{' or '}}'"
+            ) from None
+        for _text, name, spec, conversion in fields:
+            if name is None:  # literal text only ('{{' and '}}' included)
+                continue
+            if name not in allowed:
+                known = " ".join("{" + p + "}" for p in sorted(allowed))
+                raise TargetError(
+                    f"{METADATA}: {key}: unknown placeholder {{{name}}} in {part!r} "
+                    f"(known: {known}; a literal brace is written '{{{{' or '}}}}')"
+                )
+            if spec or conversion:
+                raise TargetError(
+                    f"{METADATA}: {key}: {part!r}: a placeholder takes no format spec or conversion"
+                )
+            used.add(name)
+    return used
 
 
 def _check_pinned(req: Path) -> None:

@@ -6,6 +6,9 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from analysis.summary import summarize
 from benchmarks.synthrun import SynthTarget, make_run
 from commands.cli import main as fwbench
 
+ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURE = FIXTURES / "run-small"
 EXPECTED = FIXTURES / "expected"
@@ -189,3 +193,77 @@ def test_a_run_interrupted_before_any_trial_still_reports(tmp_path: Path) -> Non
     assert "not measured: the run was interrupted before it" in html
     mdown = (tmp_path / "out" / "summary.md").read_text()
     assert "Run started 2025-01-06T03:00:00Z, interrupted; 3 targets, 0 trials" in mdown
+
+
+def test_out_refuses_a_folder_that_is_not_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out DIR`` never deletes or overwrites what is not a report of ours."""
+    mine = tmp_path / "site"
+    (mine / "charts").mkdir(parents=True)
+    (mine / "charts" / "logo.png").write_bytes(b"not ours")
+    (mine / "index.html").write_text("<p>my page</p>")
+    before = {p: p.read_bytes() for p in mine.rglob("*") if p.is_file()}
+    assert fwbench(["report", str(FIXTURE), "--out", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert f"{mine}: not empty and not an fwbench report" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in mine.rglob("*") if p.is_file()} == before
+    with pytest.raises(report.ReportDirError):
+        report.write_report([FIXTURE], mine, tmp_path)
+
+    # A folder holding a summary.json that is not a report of ours is not one either.
+    (mine / "summary.json").write_text('{"schema": "something/else"}')
+    assert fwbench(["report", str(FIXTURE), "--out", str(mine)]) == 2
+    assert (mine / "charts" / "logo.png").read_bytes() == b"not ours"
+
+    # A file where the folder should be.
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert fwbench(["report", str(FIXTURE), "--out", str(afile)]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert afile.read_text() == "x"
+
+
+def test_out_rewrites_an_empty_folder_or_a_report_of_ours(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert fwbench(["report", str(FIXTURE), "--out", str(empty)]) == 0
+    assert json.loads((empty / "summary.json").read_text())["schema"] == "fwbench.report/1"
+    stale = empty / "charts" / "gone.png"
+    stale.write_bytes(b"an old chart of ours")
+    assert fwbench(["report", str(FIXTURE), "--out", str(empty)]) == 0  # ours: re-rendered
+    assert not stale.exists()
+    assert (empty / "summary.md").read_text() == (EXPECTED / "summary.md").read_text()
+    # The default folder under reports_dir is held to the same rule.
+    reports = tmp_path / "reports"
+    squatter = reports / "20250106-030000-small"
+    squatter.mkdir(parents=True)
+    (squatter / "notes.txt").write_text("mine")
+    with pytest.raises(report.ReportDirError):
+        report.write_report([FIXTURE], None, reports)
+    assert (squatter / "notes.txt").read_text() == "mine"
+    capsys.readouterr()
+
+
+@pytest.mark.child_process  # a python that sleeps, then renders a report: no server, no load
+def test_written_in_counts_the_whole_command(tmp_path: Path) -> None:
+    """The time said is the command's, from the process' start (start-up, imports and a 3 s
+    wait before the report began included): about the wall time of the whole process."""
+    code = (
+        "import sys, time; time.sleep(3); from commands.cli import main; "
+        f"sys.exit(main(['report', {str(FIXTURE)!r}, '--out', {str(tmp_path / 'o')!r}]))"
+    )
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    wall = time.monotonic() - started
+    assert out.returncode == 0, out.stderr[-2000:]
+    found = re.search(r"written in ([0-9.]+) s", out.stderr)
+    assert found, out.stderr
+    said = float(found.group(1))
+    assert 3.0 <= said <= wall + 0.1, (said, wall)
+    assert said >= wall - 1.0, (said, wall)  # only the exit is left out

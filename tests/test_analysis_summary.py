@@ -131,3 +131,45 @@ def test_a_setting_the_trials_do_not_show_is_not_a_ghost_ranking(tmp_path: Path)
     # all is shown, every target "not measured".
     assert [(x.load, x.connections) for x in s.settings] == [("closed-64", 64), ("gone", 32)]
     assert s.rankings[1].others[0].state == "not_measured"
+
+
+def test_a_single_trial_has_no_interval_and_no_tie(tmp_path: Path) -> None:
+    """1 trial each, 6.5x apart: not a tie, and every format says why there is no interval."""
+    from analysis.exporters import render_json, render_markdown
+    from analysis.html import ranking_table
+
+    s = _summary(
+        tmp_path,
+        [SynthTarget("fast", "F", rps=13_000), SynthTarget("slow", "S", rps=2_000)],
+        trials=1,
+    )
+    (r,) = s.rankings
+    assert [row.group.target for row in r.ranked] == ["fast", "slow"]
+    assert all(row.ties == () for row in r.ranked)
+    assert all(row.group.rps_ci is None for row in r.ranked)
+    mdown = render_markdown(s)
+    assert "tie with" not in mdown
+    assert mdown.count("| 1 trial: no interval |") == 2
+    html = ranking_table(r, 1)
+    assert "tie with" not in html and html.count("1 trial: no interval") == 2
+    data = json.loads(render_json(s))
+    assert [row["ties_with"] for row in data["rankings"][0]["ranked"]] == [[], []]
+
+
+def test_a_single_trial_row_does_not_tie_the_others(tmp_path: Path) -> None:
+    """Rows with intervals still tie among themselves; a 1-trial row ties with none of them."""
+    a = make_run(
+        tmp_path / "a",
+        [
+            SynthTarget("fast-a", "A", rps=10_000, rps_noise=0.05),
+            SynthTarget("fast-b", "B", rps=10_000, rps_noise=0.05),
+        ],
+        trials=5,
+    )
+    b = make_run(tmp_path / "b", [SynthTarget("once", "O", rps=9_000)], trials=1, seed=2)
+    s = summarize(load_runs([a, b]))
+    (r,) = s.rankings
+    ties = {row.group.target: row.ties for row in r.ranked}
+    rank = {row.group.target: row.rank for row in r.ranked}
+    assert ties["once"] == ()
+    assert ties["fast-a"] == (rank["fast-b"],) and ties["fast-b"] == (rank["fast-a"],)

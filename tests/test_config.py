@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import subprocess
 import sys
+import typing
 from pathlib import Path
 
 import pytest
 
 from loadgen.config import Config, ConfigError, check_target_names, load_config, parse_cpus
+from loadgen.runner import override_loads
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,3 +114,129 @@ def test_cli_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "run.trails" in lines[0]
+
+
+# --- numbers: finite and in range (issue 14) --------------------------------------------------
+
+
+def float_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    """The dotted key of every float in bench.toml, walked from the dataclasses (so a float
+    key added later is covered too)."""
+    keys: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        key = f"{prefix}{f.name}"
+        if hint is float:
+            keys.append(key)
+        elif dataclasses.is_dataclass(hint):
+            keys += float_keys(typing.cast(type, hint), key + ".")
+        elif typing.get_origin(hint) is tuple and dataclasses.is_dataclass(
+            typing.get_args(hint)[0]
+        ):
+            keys += float_keys(typing.get_args(hint)[0], key + "[0].")
+    return keys
+
+
+def toml_with(key: str, value: str) -> str:
+    """bench.toml text setting one dotted key (``run.load[0].duration``) to ``value``."""
+    table, _, name = key.rpartition(".")
+    if table.endswith("[0]"):
+        return f"[[{table[:-3]}]]\n{name} = {value}\n"
+    return f"[{table}]\n{name} = {value}\n"
+
+
+def test_every_float_key_is_walked() -> None:
+    keys = float_keys()
+    for key in ("run.load[0].duration", "nightly.load[0].timeout", "sampler.interval"):
+        assert key in keys
+    assert {"check.alpha", "server.stop_grace", "sampler.saturation_pct"} <= set(keys)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "+nan"])
+@pytest.mark.parametrize("key", float_keys())
+def test_non_finite_numbers_are_refused_naming_the_key(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, toml_with(key, value)))
+    assert info.value.key == key
+    assert "must be a finite number" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("run.load[0].duration", "1e9", "at most 604800 s"),
+        ("run.load[0].duration", "1" + "0" * 400, "too large"),
+        ("run.load[0].warmup", "-1", "must be >= 0"),
+        ("run.load[0].timeout", "700000", "at most"),
+        ("nightly.load[0].duration", "0", "must be > 0"),
+        ("server.startup_timeout", "1e300", "at most"),
+        ("server.stop_grace", "-0.5", "must be >= 0"),
+        ("sampler.interval", "0.0001", "0.01 to 60 s"),
+        ("sampler.saturation_pct", "0", "(0, 100]"),
+        ("sampler.saturation_pct", "101", "(0, 100]"),
+        ("check.min_drop_pct", "150", "(0, 100]"),
+        ("check.alpha", "1", "between 0 and 1"),
+        ("check.cp_max_pvalue", "0", "between 0 and 1"),
+        ("run.load[0].spawn_rate", "-1", "must be >= 0"),
+    ],
+)
+def test_numbers_out_of_range_name_the_key(
+    tmp_path: Path, key: str, value: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, toml_with(key, value)))
+    assert info.value.key == key
+    assert reason in str(info.value)
+
+
+def test_open_model_rate_must_be_finite_and_not_tiny(tmp_path: Path) -> None:
+    for rate in ("1e-300", "inf", "nan"):
+        with pytest.raises(ConfigError) as info:
+            load_config(write(tmp_path, f"[[run.load]]\nmodel = 'open'\nrate = {rate}\n"))
+        assert info.value.key == "run.load[0].rate"
+
+
+@pytest.mark.parametrize("value", [math.inf, math.nan, -math.inf, 1e12])
+def test_override_refuses_what_the_file_would(value: float) -> None:
+    cfg = load_config(None)
+    with pytest.raises(ConfigError) as info:
+        override_loads(cfg, duration=value)
+    assert info.value.key == "run.load[0].duration"
+    assert str(info.value).startswith("flag: ")
+
+
+@pytest.mark.parametrize(
+    ("toml", "flags"),
+    [
+        ("[[run.load]]\nduration = nan\n", []),
+        ("[[run.load]]\nduration = inf\n", []),
+        ("", ["--duration", "inf"]),
+        ("", ["--duration", "nan"]),
+        ("", ["--warmup", "inf"]),
+        ("", ["--rate", "inf"]),
+    ],
+)
+def test_run_refuses_non_finite_numbers_before_any_target(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    toml: str,
+    flags: list[str],
+) -> None:
+    from commands import run as cmd_run
+    from commands.cli import main as fwbench
+
+    touched: list[str] = []
+    monkeypatch.setattr(cmd_run, "make_runner", lambda *a: touched.append("runner"))
+    monkeypatch.setattr(cmd_run, "discover_targets", lambda *a: touched.append("targets"))
+    bench = write(tmp_path, toml)
+    code = fwbench(["--config", str(bench), "run", "--targets", "flask", *flags])
+    assert code == 2
+    assert touched == []  # no target was looked up, started or verified
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("fwbench: error: ")
+    assert "must be" in lines[0] and "run.load[0]." in lines[0]

@@ -48,6 +48,55 @@ def test_request_bytes_are_built_once_and_exact() -> None:
         encode_request("/", "x\r\nEvil: 1")
 
 
+def test_request_with_method_headers_and_body() -> None:
+    req = encode_request(
+        "/items?x=1",
+        "127.0.0.1:8000",
+        method="POST",
+        headers=[("Content-Type", "application/json"), ("X-Trace", "a\tb")],
+        body=b'{"a": 1}',
+    )
+    assert req == (
+        b"POST /items?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+        b"Content-Type: application/json\r\nX-Trace: a\tb\r\nContent-Length: 8\r\n\r\n"
+        b'{"a": 1}'
+    )
+    # POST, PUT and PATCH say Content-Length: 0 without a body; a GET stays as wrk sends it.
+    assert encode_request("/", "h", method="PUT").endswith(b"\r\nContent-Length: 0\r\n\r\n")
+    assert b"Content-Length" not in encode_request("/", "h", method="DELETE")
+    assert encode_request("/", "h", body=b"", close=True).endswith(
+        b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"method": "HEAD"}, "HEAD is not supported"),
+        ({"method": "connect"}, "CONNECT is not supported"),
+        ({"method": "GET /x HTTP/1.1\r\nX:"}, "method must be a token"),
+        ({"method": ""}, "method must be a token"),
+        ({"headers": [("Bad Name", "1")]}, "header name must be a token"),
+        ({"headers": [("X-A", "1\r\nEvil: 2")]}, "control characters"),
+        ({"headers": [("X-A", "1\nEvil: 2")]}, "control characters"),
+        ({"headers": [("X-A", "\x85")]}, "control characters"),
+        ({"headers": [("Host", "x")]}, "set by the client"),
+        ({"headers": [("content-length", "9")]}, "set by the client"),
+        ({"headers": [("Transfer-Encoding", "chunked")]}, "set by the client"),
+        ({"path": "/h\u00e9llo"}, "path must be ASCII"),
+        ({"path": "/a\x00"}, "control characters"),
+        ({"host_header": "h\u00e9llo"}, "host header must be ASCII"),
+        ({"host_header": "a b"}, "must not hold spaces"),
+        ({"host_header": ""}, "host header is empty"),
+    ],
+)
+def test_bad_requests_are_refused_with_a_reason(kwargs: dict[str, object], words: str) -> None:
+    args: dict[str, object] = {"path": "/", "host_header": "127.0.0.1:8000"}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=words):
+        encode_request(**args)  # type: ignore[arg-type]
+
+
 def test_content_length_answer() -> None:
     assert parse_answers(response(), "json") == [Answer(200, True, JSON_BODY, None)]
 

@@ -280,6 +280,64 @@ def test_ctrl_c_stops_the_run(procs: int) -> None:
     # being errors, an unclosed transport would fail the test too.
 
 
+@pytest.mark.parametrize("procs", [1, 2])
+def test_ctrl_c_keeps_the_results_so_far(procs: int) -> None:
+    from loadgen.rawclient import LoadInterrupted
+
+    with server("ok") as port:
+        timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(LoadInterrupted) as info:
+                run_load(spec(port, procs=procs, connections=4, duration=30.0, warmup=0.3))
+        finally:
+            timer.cancel()
+    r = info.value.result
+    assert r is not None  # the window had begun: what it measured is kept
+    good_only(r)
+    assert r.requests > 100 and r.latency.count == r.requests
+    assert r.procs == procs
+    assert 0.3 < r.duration_s < 3.0  # from the window's start to the Ctrl-C
+    assert info.value.elapsed_s < 5.0
+
+
+def test_ctrl_c_in_the_warm_up_has_nothing_measured() -> None:
+    from loadgen.rawclient import LoadInterrupted
+
+    with server("ok") as port:
+        timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(LoadInterrupted) as info:
+                run_load(spec(port, connections=2, duration=5.0, warmup=20.0))
+        finally:
+            timer.cancel()
+    assert info.value.result is None
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_load_command_prints_the_results_so_far_on_ctrl_c(
+    capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    with server("ok") as port:
+        url = f"http://127.0.0.1:{port}/hello/"
+        timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            args = [url, "-c", "2", "-d", "30", "--warmup", "0.3"]
+            code = loadcmd.main(args + (["--json"] if as_json else []))
+        finally:
+            timer.cancel()
+    assert code == 130
+    captured = capsys.readouterr()
+    assert "interrupted after" in captured.err and "results so far" in captured.err
+    if as_json:
+        out = json.loads(captured.out)
+        assert out["interrupted"] is True and out["requests"] > 100
+    else:
+        assert "Requests/sec:" in captured.out and "good requests" in captured.out
+
+
 def test_progress_is_reported_about_once_a_second() -> None:
     seen: list[int] = []
     with server("ok") as port:

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from loadgen.config import Config, LoadSetting, Run
+from loadgen.config import Config, LoadSetting, Paths, Run
 from loadgen.records import read_records
 from loadgen.runner import Runner, plan
 from loadgen.targets import discover
@@ -203,3 +203,101 @@ def test_locust_client_through_the_runner(tmp_path: Path, envs_dir: Path) -> Non
     assert rec.requests > 0 and rec.latency_ms is not None and rec.hist
     assert rec.extra["locust"]["count_gap_pct"] <= 1.0
     assert (run_dir / rec.client_settings["locust_outputs"]).is_dir()
+
+
+# --- exit status when nothing was measured ----------------------------------------------------
+
+
+class _FakeRunner:
+    """Stands in for the Runner: its run folder is a synthetic run, nothing starts."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.trials_path = run_dir / "trials.jsonl"
+        self.verdicts: dict[str, object] = {}
+        self.builds: dict[str, object] = {}
+
+    def execute(self) -> int:
+        return 0
+
+
+def _synth_run(tmp_path: Path, *, failing: bool) -> Path:
+    from benchmarks.synthrun import SynthTarget, make_run
+
+    failure = "server exited with code 3 during warm-up" if failing else ""
+    return make_run(
+        tmp_path / "runs" / "r1",
+        [SynthTarget("a", "A", failure=failure), SynthTarget("b", "B", failure=failure)],
+        trials=2,
+    )
+
+
+@pytest.mark.parametrize("failing", [True, False])
+def test_run_exits_1_when_nothing_was_measured(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    failing: bool,
+) -> None:
+    from commands import run as cmd_run
+    from commands.cli import main as fwbench
+
+    run_dir = _synth_run(tmp_path, failing=failing)
+    monkeypatch.setattr(cmd_run, "make_runner", lambda cfg, names: _FakeRunner(run_dir))
+    code = fwbench(["run"])
+    cap = capsys.readouterr()
+    assert cap.out.splitlines()[-1] == str(run_dir)  # the run folder is still the last line
+    if failing:
+        assert code == 1
+        last = cap.err.strip().splitlines()[-1]
+        assert last == "fwbench: nothing was measured: all 4 trials failed", cap.err
+    else:
+        assert code == 0
+        assert "nothing was measured" not in cap.err
+
+
+@pytest.mark.parametrize("failing", [True, False])
+def test_bench_exits_1_when_nothing_was_measured(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    failing: bool,
+) -> None:
+    from commands import bench as cmd_bench
+
+    run_dir = _synth_run(tmp_path, failing=failing)
+    monkeypatch.setattr(cmd_bench, "Runner", lambda cfg, targets: _FakeRunner(run_dir))
+    cfg = Config(paths=Paths(reports_dir=str(tmp_path / "reports")))
+    code = cmd_bench.bench(cfg, [])
+    cap = capsys.readouterr()
+    page = tmp_path / "reports" / "r1" / "index.html"
+    assert cap.out.splitlines()[-1] == str(page)  # the report is still the last line
+    if failing:
+        assert code == 1
+        assert "fwbench: nothing was measured: all 4 trials failed" in cap.err
+    else:
+        assert code == 0
+        assert "nothing was measured" not in cap.err
+
+
+@pytest.mark.e2e
+def test_run_of_only_failing_targets_exits_1(envs_dir: Path, tmp_path: Path) -> None:
+    toml = tmp_path / "bench.toml"
+    toml.write_text(
+        f'[paths]\ntargets_dir = "{FIXTURES}"\nenvs_dir = "{envs_dir}"\n'
+        f'reports_dir = "{tmp_path / "reports"}"\n'
+        '[run]\ntargets = ["fx-crash"]\ntrials = 2\n'
+        '[[run.load]]\nname = "short"\nconnections = [2]\nduration = 1\nwarmup = 0.2\n'
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "commands.cli", "--config", str(toml), "run"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 1, out.stderr[-3000:]
+    run_dir = Path(out.stdout.strip().splitlines()[-1])
+    assert (run_dir / "run.json").is_file()
+    assert [r.status for r in read_records(run_dir / "trials.jsonl")] == ["failed", "failed"]
+    assert "nothing was measured: all 2 trials failed" in out.stderr.strip().splitlines()[-1]

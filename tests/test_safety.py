@@ -32,6 +32,7 @@ def test_other_addresses_are_refused(host: str) -> None:
     assert problem is not None
     assert "loopback" in problem
     assert "--allow-host" in problem
+    assert "allow_hosts = [" in problem and "bench.toml" in problem  # both ways are named
 
 
 def test_names_are_resolved_before_deciding() -> None:

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
+
+from commands.cli import main as fwbench
+from commands.common import discover_targets
 from loadgen.checks import MESSAGE
+from loadgen.config import ConfigError, load_config
 from loadgen.targets import SEED_ORDER, discover
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +73,116 @@ def test_argv_placeholders() -> None:
     argv = t.argv(host="127.0.0.1", port=1234, workers=2, python="/py")
     assert argv[0] == "/py"
     assert "1234" in argv and "127.0.0.1" in argv
+
+
+def _target_with(tmp: Path, name: str, command: str, setup: str = "") -> Path:
+    """A copy of fx-ok under ``tmp`` whose ``command`` (and ``setup``) are the given TOML."""
+    src = FIXTURES / "fx-ok"
+    d = tmp / name
+    d.mkdir()
+    (d / "requirements.txt").write_text((src / "requirements.txt").read_text())
+    lines = [
+        ln for ln in (src / "target.toml").read_text().splitlines() if not ln.startswith("command")
+    ]
+    lines.append(f"command = {command}")
+    if setup:
+        lines.append(f"setup = {setup}")
+    (d / "target.toml").write_text("\n".join(lines) + "\n")
+    return d
+
+
+def test_a_brace_in_the_command_skips_that_target_only(tmp_path: Path) -> None:
+    base = '"{python}", "../_server.py", "--host", "{host}", "--port", "{port}"'
+    _target_with(tmp_path, "good", f"[{base}]")
+    _target_with(tmp_path, "good-escaped", f'[{base}, "--extra", "{{{{\\"a\\": 1}}}}"]')
+    _target_with(tmp_path, "lone-open", f'[{base}, "--extra", "{{\\"a\\": 1"]')
+    _target_with(tmp_path, "lone-close", f'[{base}, "--extra", "a}}"]')
+    _target_with(tmp_path, "json-body", f'[{base}, "--extra", "{{\\"a\\": 1}}"]')
+    _target_with(tmp_path, "unknown", f'[{base}, "--extra", "{{nope}}"]')
+    _target_with(tmp_path, "empty", f'[{base}, "--extra", "{{}}"]')
+    _target_with(tmp_path, "spec", f'[{base}, "--extra", "{{port:>5}}"]')
+    _target_with(tmp_path, "escaped-host", '["x", "{{host}}", "--port", "{port}"]')
+    _target_with(tmp_path, "bad-setup", f"[{base}]", setup='[["{python}", "-c", "{x"]]')
+
+    found = discover(tmp_path)  # no exception: every bad folder is a Skipped
+    reasons = {s.name: s.reason for s in found.skipped}
+    assert found.names() == {"good", "good-escaped"}
+    for name in ("lone-open", "lone-close", "json-body", "empty", "bad-setup"):
+        assert "{{" in reasons[name] and "}}" in reasons[name], reasons[name]
+    assert "command" in reasons["lone-open"] and "setup" in reasons["bad-setup"]
+    assert "unknown placeholder {nope}" in reasons["unknown"]
+    assert "format spec" in reasons["spec"]
+    assert "must use {host}" in reasons["escaped-host"]  # {{host}} is a literal, not {host}
+
+    escaped = found.select(["good-escaped"])[0]
+    argv = escaped.argv(host="127.0.0.1", port=8000, workers=1, python="/py")
+    assert argv[-1] == '{"a": 1}'
+
+
+def _bench_toml(tmp: Path, run_targets: str, nightly_targets: str = '["good"]') -> Path:
+    targets = tmp / "targets"
+    targets.mkdir()
+    base = '"{python}", "../_server.py", "--host", "{host}", "--port", "{port}"'
+    _target_with(targets, "good", f"[{base}]")
+    _target_with(targets, "broken", f'[{base}, "{{oops"]')
+    cfg = tmp / "bench.toml"
+    cfg.write_text(
+        f'[paths]\ntargets_dir = "{targets}"\nenvs_dir = "{tmp / "envs"}"\n'
+        f'reports_dir = "{tmp / "reports"}"\nhistory = "{tmp / "h.sqlite"}"\n'
+        f"[run]\ntargets = {run_targets}\n[nightly]\ntargets = {nightly_targets}\n"
+    )
+    return cfg
+
+
+@pytest.mark.parametrize("command", ["run", "bench", "nightly"])
+def test_unknown_targets_name_where_they_came_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """From bench.toml: its key; from the flag: ``--targets``. Nothing starts either way."""
+    cfg = _bench_toml(tmp_path, '["good", "nope"]', '["nope2"]')
+    assert fwbench(["--config", str(cfg), command, "--targets", "good,nope3"]) == 2
+    err = capsys.readouterr().err
+    assert "fwbench: error: flag: --targets: unknown target(s): nope3" in err
+    assert fwbench(["--config", str(cfg), command]) == 2
+    err = capsys.readouterr().err
+    key = "nightly.targets" if command == "nightly" else "run.targets"
+    name = "nope2" if command == "nightly" else "nope"
+    assert f"fwbench: error: bench.toml: {key}: unknown target(s): {name}" in err
+    assert "flag:" not in err
+    assert not (tmp_path / "reports").exists()
+
+
+def test_a_skipped_target_asked_for_says_it_was_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = load_config(_bench_toml(tmp_path, '["good"]'))
+    assert [t.name for t in discover_targets(cfg)] == ["good"]
+    with pytest.raises(ConfigError) as err:
+        discover_targets(cfg, ["broken"], flag="--targets")
+    assert str(err.value).startswith("flag: --targets: unknown target(s): broken")
+    assert "(broken: skipped, see above)" in str(err.value)
+    assert "fwbench: skipped target broken: target.toml: command:" in capsys.readouterr().err
+
+
+def test_docs_targets_md_says_what_the_code_does() -> None:
+    """docs/targets.md: uv by its path after set-up, the HTML Content-Type the verifier wants,
+    literal braces, and a removal pattern that matches the target's environments only."""
+    import fnmatch
+
+    from loadgen.checks import content_type_problem
+    from loadgen.envs import env_path
+
+    doc = (ROOT / "docs" / "targets.md").read_text(encoding="utf-8")
+    assert "`.venv/bin/uv pip compile" in doc and "`uv pip compile" not in doc
+    assert "not on `PATH`" in doc
+    assert "`Content-Type: text/html`" in doc
+    assert content_type_problem("html", "text/html; charset=utf-8") is None
+    assert content_type_problem("html", "text/plain; charset=utf-8") is not None
+    assert "`{{` or `}}`" in doc
+    found = re.search(r"rm -rf \.envs/NAME-(\S+) \.envs/\.NAME\.lock", doc)
+    assert found, "docs/targets.md: how to remove a target's environment"
+    flask, granian = discover(ROOT / "targets").select(["flask", "flask-granian"])
+    assert fnmatch.fnmatch(env_path(Path("envs"), flask, "0123456789ab").name, "flask-" + found[1])
+    assert not fnmatch.fnmatch(
+        env_path(Path("envs"), granian, "0123456789ab").name, "flask-" + found[1]
+    )

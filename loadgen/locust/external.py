@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from loadgen.locust.launch import child_env, cpus_argv, driver_argv
 from loadgen.locust.protocol import DEFAULT_MASTER_PORT, EXIT_NO_MASTER
+from loadgen.procs import forget, spawn
 
 JOIN_STOP_S = 10.0
 """After Ctrl-C, how long the worker has to tell its master and exit before being killed."""
@@ -80,7 +81,7 @@ def lend(
 
 def join(argv: Sequence[str]) -> int:
     """One worker process, to its end; Ctrl-C reaches it too and it tells the master."""
-    proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, env=child_env())
+    proc = spawn(argv, env=child_env(), stdin=subprocess.DEVNULL)  # watched by the reaper
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -94,3 +95,4 @@ def join(argv: Sequence[str]) -> int:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        forget(proc)

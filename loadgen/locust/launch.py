@@ -3,9 +3,10 @@
 A run is one ``local`` process, or a ``master`` and its local ``worker`` processes, each
 ``python -m loadgen.locust.driver <role>``: children of this process, in its process group,
 pinned to the client CPUs (workers round robin), with their output in log files of the run's
-folder. The master (or local process) reports on its stdout (``@fwbench`` event lines, read
-here by a thread); :meth:`Processes.wait_event` waits, bounded, for the next step and turns an
-``error`` event, an early exit or silence into a :class:`~loadgen.locust.spec.LocustError`.
+folder, a clean environment and the reaper watching them (:func:`loadgen.procs.spawn`). The
+master (or local process) reports on its stdout (``@fwbench`` event lines, read here by a
+thread); :meth:`Processes.wait_event` waits, bounded, for the next step and turns an ``error``
+event, an early exit or silence into a :class:`~loadgen.locust.spec.LocustError`.
 Whatever happens, :meth:`Processes.stop` leaves no process behind
 (:func:`loadgen.procs.stop_processes`: by PID, SIGTERM then SIGKILL).
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import subprocess
 import sys
@@ -30,7 +30,8 @@ from typing import IO, Any
 
 from loadgen.locust.protocol import DEFAULT_MASTER_PORT, EXIT_LOCUSTFILE, SETUP_S, parse_event
 from loadgen.locust.spec import LocustError, LocustSpec
-from loadgen.procs import free_port, last_line, log_tail, stop_processes
+from loadgen.procs import child_env as clean_env
+from loadgen.procs import free_port, last_line, log_tail, spawn, stop_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 """The folder that holds the ``loadgen`` package (the driver processes import it from there)."""
@@ -46,11 +47,9 @@ TERM_S = 2.0
 
 
 def child_env() -> dict[str, str]:
-    """The environment of a driver process: ours, with the ``loadgen`` package importable."""
-    env = dict(os.environ)
-    old = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + old if old else "")
-    return env
+    """The environment of a driver process: a clean one, with the ``loadgen`` package importable
+    (:func:`loadgen.procs.child_env`: none of fwbench's secrets)."""
+    return clean_env(suite=True)
 
 
 def driver_argv(role: str) -> list[str]:
@@ -106,10 +105,10 @@ class Processes:
     def start(self, role: str, argv: Sequence[str], log_path: Path, events: bool = False) -> Proc:
         log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         try:
-            popen = subprocess.Popen(
-                list(argv),
-                cwd=ROOT,
+            popen: subprocess.Popen[bytes] = spawn(
+                argv,
                 env=child_env(),
+                cwd=ROOT,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE if events else log,
                 stderr=log,

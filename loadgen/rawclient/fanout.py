@@ -1,10 +1,17 @@
 """The raw client's process fan-out: a run split into parts, run here or in worker processes.
 
-With ``procs`` > 1, each worker is ``python -m loadgen.rawclient --worker``: it reads its part
-of the run as a JSON line on stdin, answers ``ready``, gets the go time, and writes ``progress``
-lines and one ``result`` line (histograms encoded) on stdout. The parent merges the results,
+With ``procs`` > 1, each worker is ``python -m loadgen.rawclient --worker`` (a clean
+environment, watched by the reaper: :func:`loadgen.procs.spawn`): it reads its part of the run
+as a JSON line on stdin, answers ``ready``, gets the go time, and writes ``progress`` lines and
+one ``result`` line (histograms encoded) on stdout. The parent merges the results,
 and stops the workers by PID on any failure or Ctrl-C. With ``procs`` == 1 the run happens in
 the calling thread, in a fresh event loop, pinned while it runs.
+
+Ctrl-C: the run ends with :class:`~loadgen.rawclient.hotloop._Interrupted` (a
+KeyboardInterrupt) carrying what was measured so far. In one process, the worker's own SIGINT
+handler ends its window. With workers, the parent sends each of them SIGINT (by PID; a worker
+ignores SIGINT except while it runs), gathers the ``interrupted`` reports they write within
+:data:`INTERRUPT_GRACE_S`, then stops them all by PID as on any failure.
 
 A run's settings (:class:`~loadgen.rawclient.spec.LoadSpec`) are split into one
 :class:`~loadgen.rawclient.hotloop._Part` per process (:func:`_split`); each part's
@@ -15,6 +22,7 @@ A run's settings (:class:`~loadgen.rawclient.spec.LoadSpec`) are split into one
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import selectors
@@ -26,18 +34,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any
 
 from loadgen.checks import KINDS, Kind
 from loadgen.hist import Histogram
-from loadgen.procs import pinned, stop_processes
-from loadgen.rawclient.hotloop import GRACE_S, PROGRESS_S, _Part, _Report, _work
+from loadgen.procs import child_env, pinned, spawn, stop_processes
+from loadgen.rawclient.hotloop import GRACE_S, PROGRESS_S, _Interrupted, _Part, _Report, _work
 from loadgen.rawclient.spec import LoadSpec
 from loadgen.records import LoadResult, Window
 
 START_TIMEOUT_S = 60.0
 """How long worker processes may take to start and report ready."""
+INTERRUPT_GRACE_S = 2.0
+"""How long interrupted workers may take to report what they measured."""
 
 
 def _resolve(host: str, port: int) -> tuple[int, tuple[Any, ...]]:
@@ -140,7 +149,8 @@ def _child_main() -> int:
 
     It reads its part (one JSON line) from stdin, pins itself, says ``ready``, waits for the go
     time (one more line), runs, and writes ``progress N`` lines then one ``result {...}`` line.
-    Ctrl-C is the parent's business: the parent stops its workers by PID.
+    SIGINT is ignored but while it runs: then it ends the window, and the report so far is
+    written as ``interrupted {...}`` (the parent stops its workers by PID in any case).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     part = _part_from_json(sys.stdin.readline())
@@ -162,9 +172,18 @@ def _child_main() -> int:
             os._exit(1)
 
     try:
-        report = _work(replace(part, go=go), False, publish)
-        out.write("result " + json.dumps(asdict(report)) + "\n")
+        kind = "result"
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # for _work's own handler
+        try:
+            report = _work(replace(part, go=go), False, publish)
+        except _Interrupted as exc:
+            kind, report = "interrupted", exc.reports[0]
+        finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        out.write(f"{kind} " + json.dumps(asdict(report)) + "\n")
         out.flush()
+    except KeyboardInterrupt:  # SIGINT just before or after the run: nothing to report
+        return 130
     except BrokenPipeError:
         return 1
     return 0
@@ -188,21 +207,22 @@ def _run_in_processes(
     parts: Sequence[_Part], progress: Callable[[int], None] | None
 ) -> list[_Report]:
     """Run each part in a worker process of its own; stop them all, by PID, on any failure."""
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    # numpy (used after the window) must not start a BLAS thread pool on unpinned CPUs.
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        env.setdefault(name, "1")
+    # A clean environment (none of fwbench's secrets) where the suite's code imports; numpy
+    # (used after the window) must not start a BLAS thread pool on unpinned CPUs.
+    blas = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    env = child_env({name: os.environ.get(name, "1") for name in blas}, suite=True)
     cmd = [sys.executable, "-m", "loadgen.rawclient", "--worker"]
     workers: list[subprocess.Popen[str]] = []
+    readers: _Lines | None = None
+    reports: dict[int, _Report] = {}
+    go = 0.0
     try:
         for part in parts:
-            proc = subprocess.Popen(
+            proc: subprocess.Popen[str] = spawn(
                 cmd,
+                env=env,
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
-                env=env,
                 text=True,
                 bufsize=1,
             )
@@ -226,9 +246,9 @@ def _run_in_processes(
             proc.stdin.flush()
         part0 = parts[0]
         deadline = go + part0.warmup + part0.duration + GRACE_S + 2.0
-        reports: dict[int, _Report] = {}
         answers = [0] * len(workers)
         next_progress = time.monotonic() + 1.0
+        interrupted = False
         while len(reports) < len(workers):
             for index, line in readers.read(min(deadline, next_progress), quiet_until=True):
                 if line is None:
@@ -241,6 +261,11 @@ def _run_in_processes(
                     answers[index] = int(rest)
                 elif kind == "result":
                     reports[index] = _Report(**json.loads(rest))
+                elif kind == "interrupted":  # SIGINT reached the worker: end the whole run
+                    reports[index] = _Report(**json.loads(rest))
+                    interrupted = True
+            if interrupted:
+                raise KeyboardInterrupt
             if time.monotonic() >= deadline and len(reports) < len(workers):
                 raise RuntimeError("load workers did not finish in time")
             if time.monotonic() >= next_progress:
@@ -250,8 +275,33 @@ def _run_in_processes(
         for proc in workers:
             proc.wait(GRACE_S)
         return [reports[i] for i in range(len(workers))]
+    except KeyboardInterrupt:
+        if readers is None or not go:  # before the go: nothing was measured
+            raise
+        raise _Interrupted(_gather_interrupted(workers, readers, reports)) from None
     finally:
         stop_processes(workers)
+
+
+def _gather_interrupted(
+    workers: Sequence[subprocess.Popen[str]], readers: _Lines, reports: dict[int, _Report]
+) -> list[_Report]:
+    """Ctrl-C in the parent: each worker still running is asked (SIGINT, by PID) to end its
+    window now; what they report within :data:`INTERRUPT_GRACE_S` is returned."""
+    for index, proc in enumerate(workers):
+        if index not in reports and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGINT)
+    ended = set(reports)
+    deadline = time.monotonic() + INTERRUPT_GRACE_S
+    while len(ended) < len(workers) and time.monotonic() < deadline:
+        for index, line in readers.read(deadline, quiet_until=True):
+            kind, _, rest = (line or "").partition(" ")
+            if kind in ("result", "interrupted"):
+                reports[index] = _Report(**json.loads(rest))
+            if line is None or kind in ("result", "interrupted"):
+                ended.add(index)
+    return [reports[i] for i in sorted(reports)]
 
 
 class _Lines:
@@ -290,6 +340,13 @@ class _Lines:
                 *complete, self.buffers[index] = text.split("\n")
                 lines.extend((index, line) for line in complete)
         return lines
+
+
+def _merge_measured(spec: LoadSpec, reports: Sequence[_Report]) -> LoadResult | None:
+    """:func:`_merge` of the reports whose window had begun (an interrupted run); None when
+    none had (it was interrupted in the warm-up)."""
+    measured = [r for r in reports if r.window_start_monotonic]
+    return _merge(spec, measured) if measured else None
 
 
 def _merge(spec: LoadSpec, reports: Sequence[_Report]) -> LoadResult:

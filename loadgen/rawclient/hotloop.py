@@ -134,6 +134,19 @@ class _Report:
     cpu_s: float = 0.0
 
 
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C ended a run: ``reports`` hold what the workers' windows measured until then.
+
+    A report whose window had not begun (the run was still warming up) has
+    ``window_start_monotonic == 0``. A KeyboardInterrupt, so every caller that stops on Ctrl-C
+    still does; :func:`loadgen.rawclient.run_load` turns it into ``LoadInterrupted``.
+    """
+
+    def __init__(self, reports: list[_Report]) -> None:
+        super().__init__()
+        self.reports = reports
+
+
 class _Conn(asyncio.Protocol):
     """One connection slot: reused (same object) every time its connection is reopened."""
 
@@ -459,8 +472,14 @@ class _Worker:
             self.done.set_result(report)
 
     def interrupt(self) -> None:
-        """SIGINT: end the run now (the caller raises KeyboardInterrupt)."""
+        """SIGINT: end the run now (the caller raises :class:`_Interrupted`).
+
+        A window under way ends here, as at its planned end, so that what it measured so far
+        is reported; before the window (in the warm-up) the report stays empty.
+        """
         self.interrupted = True
+        if self.report.window_start_monotonic and not self.stopping:
+            self._end_window()
         self.stop()
         if not self.done.done():
             self.done.set_result(self.report)
@@ -564,7 +583,8 @@ def _work(part: _Part, thread_cpu: bool, publish: Callable[[int], None] | None) 
     Ctrl-C: uvloop may hand a KeyboardInterrupt raised inside a protocol callback to the
     transport's error handling instead of the caller, so while the loop runs (in the main thread,
     with Python's default SIGINT handling) SIGINT is taken by a loop signal handler that ends
-    the run; KeyboardInterrupt is raised here, once the connections are closed.
+    the run; :class:`_Interrupted` (a KeyboardInterrupt) is raised here, once the connections
+    are closed, with what the window measured so far.
     """
     loop = uvloop.new_event_loop()
     gc_was_enabled = gc.isenabled()
@@ -595,5 +615,5 @@ def _work(part: _Part, thread_cpu: bool, publish: Callable[[int], None] | None) 
             loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
     if worker.interrupted:
-        raise KeyboardInterrupt
+        raise _Interrupted([report])
     return report

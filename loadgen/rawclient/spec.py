@@ -6,8 +6,8 @@ import math
 import os
 from dataclasses import dataclass
 
-from loadgen.http1 import DEFAULT_CHECK_EVERY
-from loadgen.loadspec import common_problems
+from loadgen.http1 import DEFAULT_CHECK_EVERY, encode_request, host_header_value
+from loadgen.loadspec import MIN_RATE, common_problems
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,11 @@ class LoadSpec:
     keepalive: bool = True
     """False: one connection per request (``Connection: close``), for a server that cannot
     keep alive; every answer then ends with a reconnect, not with an error."""
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra request headers ``(name, value)``, sent after ``Host`` on every request."""
+    body: bytes | None = None
+    """The body of every request (sent with its ``Content-Length``); None: no body."""
 
     def __post_init__(self) -> None:
         problems = common_problems(
@@ -46,14 +51,34 @@ class LoadSpec:
             check_every=self.check_every,
             cpus=self.cpus,
         )
-        if self.rate is not None and not (self.rate > 0 and math.isfinite(self.rate)):
-            problems.append("rate must be a positive number (or None for a closed loop)")
+        if self.rate is not None and not (self.rate >= MIN_RATE and math.isfinite(self.rate)):
+            problems.append(
+                f"rate must be a finite number of requests/s, at least {MIN_RATE:g} "
+                "(or None for a closed loop)"
+            )
         if self.procs < 1:
             problems.append("procs must be at least 1")
         if self.procs > self.connections:
             problems.append(f"{self.procs} procs need at least as many connections")
+        if not problems:
+            try:  # the request is checked where it is built (no header or request smuggled)
+                self.request()
+            except ValueError as exc:
+                problems.append(str(exc))
         if problems:
             raise ValueError("invalid LoadSpec: " + "; ".join(problems))
+
+    def request(self) -> bytes:
+        """The bytes of the request every connection sends (raises ValueError when invalid)."""
+        host_header = self.host_header or host_header_value(self.host, self.port)
+        return encode_request(
+            self.path,
+            host_header,
+            close=not self.keepalive,
+            method=self.method,
+            headers=self.headers,
+            body=self.body,
+        )
 
     @property
     def client_cpus(self) -> int:

@@ -9,9 +9,9 @@ the first sample is written; a byte or EOF on its stdin, or SIGTERM, asks it for
 and exit; it also exits when its parent is gone (see :mod:`loadgen.sampler.handle`).
 
 Roles: ``target`` is the server's leader PID and its descendants; ``client`` is the client root
-(the fwbench process) and its descendants, without the target's tree and without the sampler. A
-process stays in the role it was first seen in until it ends, so a worker whose master died is
-still counted.
+(the fwbench process) and its descendants, without the target's tree, the sampler and the PIDs
+of ``ignore`` (fwbench's reaper, :mod:`loadgen.reaper`: idle, and not load). A process stays in
+the role it was first seen in until it ends, so a worker whose master died is still counted.
 
 Counters are cumulative and never go backwards: a process that ends keeps its last reading in
 its role's totals (a zombie's reading is final).
@@ -234,10 +234,11 @@ def machine_cpu() -> tuple[float, float]:
 class TreeSampler:
     """Takes samples in this process (what the sampler's process runs in its loop)."""
 
-    def __init__(self, target_pid: int, client_pid: int) -> None:
+    def __init__(self, target_pid: int, client_pid: int, ignore: Collection[int] = ()) -> None:
         self.target_pid = target_pid
         self.client_pid = client_pid
         self.me = os.getpid()
+        self.ignore = set(ignore)  # the client's children that are not the client (the reaper)
         self.target = _Role()
         self.client = _Role()
         self.refreshed = -float("inf")
@@ -252,7 +253,7 @@ class TreeSampler:
             for pid in tree(self.target_pid, {self.me}, children):
                 self.target.add(pid)
         if now[self.client_pid] == self._roots[self.client_pid]:
-            prune = {self.me, self.target_pid, *self.target.live}
+            prune = {self.me, self.target_pid, *self.target.live, *self.ignore}
             for pid in tree(self.client_pid, prune, children):
                 self.client.add(pid)
         self.refreshed = time.monotonic()
@@ -286,7 +287,7 @@ def _run(config: Mapping[str, Any]) -> int:
     if not psutil.pid_exists(config["target_pid"]):
         print(f"target PID {config['target_pid']} does not exist", file=sys.stderr)
         return 2
-    sampler = TreeSampler(config["target_pid"], config["client_pid"])
+    sampler = TreeSampler(config["target_pid"], config["client_pid"], config.get("ignore", ()))
     header = {
         "schema": SCHEMA,
         "target_pid": config["target_pid"],

@@ -2,7 +2,8 @@
 
 :class:`SamplerProcess` runs ``python -m loadgen.sampler <config>`` (:mod:`loadgen.sampler.child`)
 as a process of its own, pinned to the client's CPUs, never the target's (it refuses to share
-CPUs with a pinned target).
+CPUs with a pinned target), with a clean environment (:func:`loadgen.procs.child_env`), watched
+by the reaper (:mod:`loadgen.reaper`) while it runs.
 
 Talking to it: its stdout says ``ready`` once the first sample is written; any byte on its stdin,
 or EOF, asks it to take a last sample and exit. It also exits when its parent dies: EOF on the
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
+from loadgen.procs import child_env, forget, reaper_pid, spawn
 from loadgen.records.samples import Sample, read_samples
 
 START_TIMEOUT_S = 15.0  # for the sampler's first sample (a Python start on a busy VM)
@@ -83,15 +85,13 @@ class SamplerProcess:
             "uss_every": self.uss_every,
             "cpus": list(self.cpus),
         }
-        env = dict(os.environ)
-        root = str(Path(__file__).resolve().parents[2])  # the directory holding loadgen/
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        self._proc = proc = subprocess.Popen(
+        config["ignore"] = [reaper_pid()]  # a child of ours, but not the client
+        self._proc = proc = spawn(
             [sys.executable, "-m", "loadgen.sampler", json.dumps(config)],
+            env=child_env(suite=True),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=env,
         )
         if self.cpus:
             # Pinned from here too (no preexec_fn: not safe with threads), so the interpreter's
@@ -124,6 +124,7 @@ class SamplerProcess:
             proc.kill()
             _, err = proc.communicate()
             problem = f"did not stop within {STOP_TIMEOUT_S:g} s and was killed"
+        forget(proc)
         self.returncode = proc.returncode
         self.stderr = err.decode("utf-8", "replace")
         if problem:
@@ -181,6 +182,7 @@ class SamplerProcess:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         _, err = proc.communicate()
+        forget(proc)
         self.returncode = proc.returncode
         self.stderr = err.decode("utf-8", "replace")
         self._samples = []
