@@ -373,5 +373,6 @@ def test_refused_during_the_run_is_counted_and_named(capsys: pytest.CaptureFixtu
     captured = capsys.readouterr()
     assert "0 good requests" in captured.out
     last = captured.err.strip().splitlines()[-1]
-    assert last.startswith("fwbench load: error: no request succeeded in 1.0 s: ")
+    # the window's own length, as measured (about the 1 s asked)
+    assert re.match(r"fwbench load: error: no request succeeded in [01]\.\d s: ", last), last
     assert "connection attempts to 127.0.0.1:" in last and "connection refused" in last.lower()

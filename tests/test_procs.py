@@ -101,7 +101,7 @@ def test_load_spec_refuses_durations_that_are_not_finite(field: str, value: floa
 def test_load_spec_keeps_its_own_checks() -> None:
     with pytest.raises(ValueError, match="3 procs need at least as many connections"):
         LoadSpec(host="127.0.0.1", port=8000, connections=2, procs=3)
-    with pytest.raises(ValueError, match="rate must be a positive number"):
+    with pytest.raises(ValueError, match="rate must be a finite number of requests/s"):
         LoadSpec(host="127.0.0.1", port=8000, rate=math.nan)
 
 
