@@ -14,6 +14,9 @@ connection count). Theory of operation:
    the trials. RSS: the peak over trials. Errors: summed by kind.
 3. A ranking per load setting orders the ranked groups by median requests/s; each row names the
    other rows whose intervals overlap its own (a tie: the order between them is not sure).
+4. Cost (when the run had a cost pass, ``cost.jsonl``): per target, the instructions per
+   request under callgrind with its windows' spread, beside the target's requests/s in the
+   first load setting (:class:`CostRow`); targets that could not be counted keep the reason.
 """
 
 from __future__ import annotations
@@ -153,6 +156,27 @@ class Footprint:
 
 
 @dataclass(frozen=True)
+class CostRow:
+    """One target's cost: instructions per request (median of the windows) beside requests/s."""
+
+    target: str
+    status: str  # "ok" or "failed"
+    failure: str
+    instructions_per_request: float | None
+    spread_pct: float | None
+    windows: int
+    requests_per_window: int
+    processes: int
+    main_share_pct: float | None  # the share of the process that counts most
+    rps: float | None  # median requests/s in ``rps_setting`` (None: not ranked there)
+    rps_setting: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.instructions_per_request is not None
+
+
+@dataclass(frozen=True)
 class Summary:
     runs: tuple[RunInfo, ...]
     settings: tuple[Setting, ...]
@@ -163,6 +187,7 @@ class Summary:
     machine: dict[str, Any]
     trials: pd.DataFrame = field(compare=False, repr=False)
     samples: pd.DataFrame = field(compare=False, repr=False)
+    costs: tuple[CostRow, ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -502,6 +527,7 @@ def summarize(loaded: Loaded) -> Summary:
             groups.append(_group(target, setting, t, verdicts.get(target), interrupted))
     rankings = [_ranking(s, [g for g in groups if g.setting == s]) for s in settings]
     footprints = _footprints(loaded)
+    costs = _cost_rows(loaded, groups, settings[0] if settings else None)
     return Summary(
         runs=loaded.runs,
         settings=tuple(settings),
@@ -512,4 +538,30 @@ def summarize(loaded: Loaded) -> Summary:
         machine=dict(loaded.runs[0].machine) if loaded.runs else {},
         trials=trials,
         samples=loaded.samples,
+        costs=tuple(costs),
     )
+
+
+def _cost_rows(loaded: Loaded, groups: list[Group], first: Setting | None) -> list[CostRow]:
+    """One row per counted target (its last record when counted twice), cheapest first."""
+    latest = {c.target: c for c in loaded.costs}
+    rows = []
+    for c in latest.values():
+        g = next((g for g in groups if g.target == c.target and g.setting == first), None)
+        rps = g.rps_median if g is not None and g.ranked else None
+        rows.append(
+            CostRow(
+                target=c.target,
+                status=c.status,
+                failure=c.failure,
+                instructions_per_request=c.instructions_per_request,
+                spread_pct=c.spread_pct,
+                windows=len(c.windows),
+                requests_per_window=c.requests_per_window,
+                processes=len(c.processes),
+                main_share_pct=max((p.share_pct for p in c.processes), default=None),
+                rps=rps,
+                rps_setting=first.label() if first is not None else "",
+            )
+        )
+    return sorted(rows, key=lambda r: (not r.ok, r.instructions_per_request or 0.0, r.target))

@@ -239,6 +239,8 @@ class Runner:
                     rec = self.trial(p, progress.live)
                     append_record(self.trials_path, rec)
                     progress.finished(rec)
+                if self.cfg.run.cost:
+                    self.cost(out)
         except KeyboardInterrupt:
             interrupted = True
             print("\nfwbench: interrupted; finished trials are kept", file=out, flush=True)
@@ -246,6 +248,32 @@ class Runner:
         finally:
             self._write_header(finished_at=now_iso(), interrupted=interrupted)
         return self.run_dir
+
+    def cost(self, out: TextIO = sys.stderr) -> None:
+        """The cost pass after the matrix (``run.cost``): ``cost.jsonl``, one record a target."""
+        from loadgen.cost import cost_pass
+        from loadgen.records import COST_FILE, append_cost
+
+        path = self.run_dir / COST_FILE
+        path.touch()
+        todo = []
+        for t in self.targets:
+            v = self.verdicts.get(t.name)
+            why = "" if v is not None and v.ok else "verification failed"
+            todo.append((t, self.envs.get(t.name) if not why else None, why))
+
+        def say(text: str) -> None:
+            print(text, file=out, flush=True)
+
+        cost_pass(
+            self.cfg,
+            todo,
+            work_dir=self.run_dir,
+            run_id=self.run_id,
+            machine=self.machine,
+            on_record=lambda rec: append_cost(path, rec),
+            say=say,
+        )
 
     def trial(self, p: TrialPlan, live: Callable[[int], None]) -> TrialRecord:
         t = p.target
