@@ -511,6 +511,8 @@ def summarize(loaded: Loaded) -> Summary:
     # otherwise it differs from the trials' own settings only by an override: dropped.
     named = _config_settings(loaded.runs)
     settings = [s for s in named if s in measured or interrupted or s.load not in loads_measured]
+    if not measured and loaded.costs and not interrupted:
+        settings = []  # a cost pass alone (fwbench cost): no load setting was meant to run
     settings += [s for s in measured if s not in settings]
     order: dict[str, int] = {}
     for s in (*named, *measured):
