@@ -395,3 +395,36 @@ def test_count_excludes_the_warmup(fixture_config: Config, tmp_path: Path) -> No
     noise = max(short.spread_pct or 0, long.spread_pct or 0, 0.05)
     print(f"warm-up 500: {a:,.0f} {short.windows}; warm-up 5000: {b:,.0f} {long.windows}")
     assert abs(b / a - 1) * 100 <= 2 * noise
+
+
+def test_stored_cost_nights_reach_the_history_gate_through_check(tmp_path: Path) -> None:
+    """Cost records stored with their runs (schema 2) feed ``fwbench check --history``."""
+    from analysis.check import run_check
+    from analysis.history import History
+    from benchmarks.synthetic import synthetic_header, synthetic_machine, synthetic_record
+    from loadgen.config import Check, Paths
+
+    machine = synthetic_machine()
+    hist = tmp_path / "h.sqlite"
+    with History(hist) as h:
+        for i in range(20):
+            night = date(2026, 11, 1) + timedelta(days=i)
+            started = f"{night.isoformat()}T02:00:00+00:00"
+            run_id = f"{night.strftime('%Y%m%d')}T020000Z-cost"
+            level = 206_600.0 * (1.012 if i >= 16 else 1.0) + (i % 3) * 20
+            trials = [synthetic_record(run_id, "starlette", 10_000.0, started_at=started,
+                                       machine=machine)]  # fmt: skip
+            costs = [record("starlette", (level, level + 40, level - 30), run_id=run_id)]
+            h.store(synthetic_header(run_id, started, machine), trials, costs=costs)
+        assert len(h.cost_series(machine["fingerprint"])["starlette"]) == 20
+    paths = Paths(targets_dir=str(tmp_path), reports_dir=str(tmp_path / "r"), history=str(hist))
+    cfg = Config(paths=paths, check=Check(), root=str(tmp_path))
+    r = run_check(cfg, history_gate=True, today=date(2026, 12, 1))
+    cost = [f for f in r.findings if f.metric == "cost"]
+    assert r.status == 1 and [f.change_run_id for f in cost] == ["20261117T020000Z-cost"]
+    assert "instructions/request" in r.markdown
+    refused = run_check(
+        replace(cfg, check=Check(cost_min_change_pct=0.05)), history_gate=True,
+        today=date(2026, 12, 1),
+    )  # fmt: skip
+    assert any("cost_min_change_pct = 0.05 % is refused" in p for p in refused.problems)
