@@ -428,3 +428,34 @@ def test_stored_cost_nights_reach_the_history_gate_through_check(tmp_path: Path)
         today=date(2026, 12, 1),
     )  # fmt: skip
     assert any("cost_min_change_pct = 0.05 % is refused" in p for p in refused.problems)
+
+
+@pytest.mark.e2e
+@needs_valgrind
+@pytest.mark.timeout(300)
+def test_run_with_cost_adds_the_pass_after_the_matrix(
+    fixture_config: Config, tmp_path: Path
+) -> None:
+    """``fwbench run --cost``: the matrix, then ``cost.jsonl`` in the same run folder; a target
+    that failed verification gets a failed cost record with the reason, not a gap."""
+    from analysis.load import load_runs
+    from analysis.summary import summarize
+    from loadgen.config import LoadSetting, Run
+    from loadgen.records import run_costs
+    from loadgen.runner import Runner
+    from loadgen.targets import discover
+
+    load = LoadSetting(name="short", connections=(2,), duration=1.0, warmup=0.3)
+    cfg = replace(
+        _cost_config(fixture_config),
+        run=Run(targets=("fx-knob-base", "fx-crash"), trials=1, load=(load,), cost=True),
+    )
+    targets = discover(Path(cfg.paths.targets_dir)).select(list(cfg.run.targets))
+    runner = Runner(cfg, targets, run_dir=tmp_path / "run")
+    assert runner.execute() == 0
+    costs = {c.target: c for c in run_costs(runner.run_dir)}
+    assert costs["fx-knob-base"].status == "ok", costs["fx-knob-base"].failure
+    assert costs["fx-crash"].status == "failed" and "verification" in costs["fx-crash"].failure
+    s = summarize(load_runs([runner.run_dir], samples=False))
+    assert [c.target for c in s.costs if c.ok] == ["fx-knob-base"]
+    assert s.costs[0].rps is not None  # beside its requests/s
