@@ -121,18 +121,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loops", type=int, default=2, help="extra loop iterations per request")
     p.add_argument("--threshold", type=float, default=1.0, help="check.cost_min_change_pct")
     p.add_argument("--out", type=Path, default=Path("cost_gate.json"))
+    p.add_argument(
+        "--from",
+        dest="saved",
+        type=Path,
+        help="no counting: the records of an earlier --out, through the gate again",
+    )
     args = p.parse_args(argv)
     cfg: Config = load_config(args.config)
+    spec = CostSpec.from_config(cfg.cost)
+    if args.saved:
+        saved = json.loads(args.saved.read_text())
+        a_recs = [CostRecord.from_dict(d) for d in saved["records"]["a"]]
+        b_recs = [CostRecord.from_dict(d) for d in saved["records"]["b"]]
+        args.loops, args.target = saved["loops"], saved["target"]
+        spec = CostSpec(**saved["spec"])
+        return report(args, spec, a_recs, b_recs)
     tool = find_tool(cfg.cost.valgrind)
     if isinstance(tool, str):
         print(tool, file=sys.stderr)
         return 2
-    spec = CostSpec.from_config(cfg.cost)
     base = load_target(cfg.path("targets_dir") / args.target)
     machine = fingerprint(cfg.cpus.server, cfg.cpus.client, Path(cfg.root))
     launch = LaunchOptions.from_config(cfg)
-    a_recs: list[CostRecord] = []
-    b_recs: list[CostRecord] = []
+    a_recs = []
+    b_recs = []
     with tempfile.TemporaryDirectory(prefix="fwbench-cost-gate-") as tmp:
         root = Path(tmp)
         a_t, b_t = make_copy(base, root / "targets", args.loops)
@@ -160,6 +173,13 @@ def main(argv: list[str] | None = None) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
+    return report(args, spec, a_recs, b_recs)
+
+
+def report(
+    args: argparse.Namespace, spec: CostSpec, a_recs: list[CostRecord], b_recs: list[CostRecord]
+) -> int:
+    """The figures of the counted records, printed and written to ``args.out``."""
     a_med = [r.instructions_per_request or 0.0 for r in a_recs]
     b_med = [r.instructions_per_request or 0.0 for r in b_recs]
     if not a_med or not b_med:

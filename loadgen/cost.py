@@ -24,18 +24,19 @@ What the figure is not (:data:`loadgen.records.COST_LIMITS`): kernel work, waiti
 multi-core effects; it is measured at concurrency one. It complements requests/s.
 
 Defaults (``[cost]`` in bench.toml), chosen by measurement on this 2-CPU VM (valgrind 3.19,
-CPython 3.11), see docs/regressions.md "Cost gate":
+CPython 3.11; figures in docs/regressions.md "Cost gate"):
 
-- ``requests = 1000``: 300-request windows spread 0.3-1.9 % across targets (notes/cost.md);
-  1,000-request windows on one connection after a warm-up spread 0.01-0.09 % on starlette
-  and flask (3 windows); uvicorn+Starlette runs about 500 requests/s under callgrind, Django on
-  gunicorn about 90, so a 1,000-request window costs 2-11 s.
-- ``repeats = 3``: enough for a median and a spread; more windows did not move the median
-  (5 windows: within 0.02 % of 3).
-- ``warmup = 500``: the first 1-50 requests of a fresh server cost 2-20x the steady figure
-  (first-request imports, caches filling); after 500 the next windows agree within the spread,
-  and a warm-up ten times longer (5,000) gives the same figure within the spread
-  (tests/test_cost.py::test_count_excludes_the_warmup).
+- ``requests = 1000``: 300-request windows on fresh connections spread 0.3-1.9 % across eight
+  targets (notes/cost.md); 1,000-request windows on one connection after the warm-up spread
+  0.01-0.1 % for 11 of the first 15 targets counted (Starlette 0.05 %, Flask 0.03-0.07 %,
+  Falcon 0.01 %). A few servers do lumpy work that a window either holds or not (a
+  garbage collection, a timer): Tornado 1.6 %, Sanic 1.3 %, TurboGears 1.0 %. Under callgrind
+  uvicorn + Starlette answers about 500 requests/s, gunicorn + Django about 100 and Reahl
+  (35 million instructions per request) about 1.5: 1,000 requests cost 2 s to 11 min.
+- ``repeats = 3``: the smallest count with a median that one lumpy window cannot move.
+- ``warmup = 500``: a warm-up ten times longer (5,000) gives the same figure within the
+  windows' spread (tests/test_cost.py::test_count_excludes_the_warmup); with counting off it
+  costs a few seconds.
 """
 
 from __future__ import annotations
