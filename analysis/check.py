@@ -50,8 +50,9 @@ def check_within(
 ) -> tuple[list[Finding], list[str]]:
     """The within-run gate over the trials of ``run_dir``, and the cost gate over its cost
     records (a run of ``fwbench cost`` alone has no trials: only the cost gate runs)."""
-    try:
-        records = list(read_records(run_dir / "trials.jsonl"))
+    trials = run_dir / "trials.jsonl"
+    try:  # a run of ``fwbench cost`` alone has cost records and no trials file
+        records = list(read_records(trials)) if trials.exists() else []
     except (OSError, RecordError) as exc:
         return [], [f"{run_dir}: cannot read trials: {exc}"]
     try:

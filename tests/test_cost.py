@@ -330,6 +330,7 @@ def _cost_config(cfg: Config) -> Config:
     return cfg.override(**{"cost.requests": 300, "cost.repeats": 2, "cost.warmup": 100})
 
 
+AA_SPREAD_PCT = 1.0
 needs_valgrind = pytest.mark.skipif(
     isinstance(find_tool(), str), reason="valgrind is not installed (make system-deps)"
 )
@@ -392,9 +393,11 @@ def test_count_excludes_the_warmup(fixture_config: Config, tmp_path: Path) -> No
         figures.append(rec)
     short, long = figures
     a, b = short.instructions_per_request or 0, long.instructions_per_request or 0
-    noise = max(short.spread_pct or 0, long.spread_pct or 0, 0.05)
     print(f"warm-up 500: {a:,.0f} {short.windows}; warm-up 5000: {b:,.0f} {long.windows}")
-    assert abs(b / a - 1) * 100 <= 2 * noise
+    # Within the A/A spread of fresh servers (python -m benchmarks.cost_gate: 0.96 % over 20
+    # starlette servers on this VM); had the 4,500 extra warm-up requests been counted, the
+    # figure per request would be 2.5 times as large.
+    assert abs(b / a - 1) * 100 <= AA_SPREAD_PCT
 
 
 def test_stored_cost_nights_reach_the_history_gate_through_check(tmp_path: Path) -> None:
