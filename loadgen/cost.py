@@ -34,9 +34,18 @@ CPython 3.11; figures in docs/regressions.md "Cost gate"):
   uvicorn + Starlette answers about 500 requests/s, gunicorn + Django about 100 and Reahl
   (35 million instructions per request) about 1.5: 1,000 requests cost 2 s to 11 min.
 - ``repeats = 3``: the smallest count with a median that one lumpy window cannot move.
-- ``warmup = 500``: a warm-up ten times longer (5,000) gives the same figure within the
-  windows' spread (tests/test_cost.py::test_count_excludes_the_warmup); with counting off it
-  costs a few seconds.
+- ``warmup = 500``: a warm-up ten times longer (5,000) gives the same figure within the A/A
+  spread of fresh servers (one run: 207,321 after 500, 206,894 after 5,000, 0.21 % apart; had
+  the extra 4,500 requests been counted, 2.5 times as much; tests/test_cost.py::
+  test_count_excludes_the_warmup); with counting off it costs a few seconds.
+
+The noise that is left is time, not code: the figure of a server rises with the wall-clock
+time each request takes (over 20 fresh starlette servers, r = 0.91 between the two, about
+650,000 instructions per second; most likely an event loop that waits for a slow client runs
+more idle iterations and timers per request). Under another agent's load a whole server reads up to
+0.9 % high; on a quiet machine the windows agree within 0.05 %. Subtracting an idle window's
+rate (180,000 instructions/s for uvicorn) was tried and left most of it: the extra work is in
+serving slowly, not in idling.
 """
 
 from __future__ import annotations
