@@ -181,8 +181,9 @@ class Runner:
             return 130
         return 0
 
-    def prepare(self, out: TextIO = sys.stderr) -> None:
+    def prepare(self, out: TextIO | None = None) -> None:
         """Create the run folder, build every environment once and verify every target once."""
+        out = out or sys.stderr  # read now: a stream bound at import may be closed
         (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.trials_path.touch()
@@ -227,7 +228,8 @@ class Runner:
 
     # -- the matrix -----------------------------------------------------------------------------
 
-    def run(self, out: TextIO = sys.stderr) -> Path:
+    def run(self, out: TextIO | None = None) -> Path:
+        out = out or sys.stderr  # read now: a stream bound at import may be closed
         trials = plan(self.cfg, self.targets)
         progress = Progress(len(trials), out)
         interrupted = False
@@ -249,8 +251,9 @@ class Runner:
             self._write_header(finished_at=now_iso(), interrupted=interrupted)
         return self.run_dir
 
-    def cost(self, out: TextIO = sys.stderr) -> None:
+    def cost(self, out: TextIO | None = None) -> None:
         """The cost pass after the matrix (``run.cost``): ``cost.jsonl``, one record a target."""
+        out = out or sys.stderr  # read now: a stream bound at import may be closed
         from loadgen.cost import cost_pass
         from loadgen.records import COST_FILE, append_cost
 
