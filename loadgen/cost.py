@@ -30,9 +30,10 @@ CPython 3.11; figures in docs/regressions.md "Cost gate"):
   targets (notes/cost.md); 1,000-request windows on one connection after the warm-up spread
   0.01-0.1 % for 11 of the first 15 targets counted (Starlette 0.05 %, Flask 0.03-0.07 %,
   Falcon 0.01 %). A few servers do lumpy work that a window either holds or not (a
-  garbage collection, a timer): Tornado 1.6 %, Sanic 1.3 %, TurboGears 1.0 %. Under callgrind
-  uvicorn + Starlette answers about 500 requests/s, gunicorn + Django about 100 and Reahl
-  (35 million instructions per request) about 1.5: 1,000 requests cost 2 s to 11 min.
+  garbage collection, a timer): Tornado 1.6 %, Sanic 1.3 %, TurboGears 1.0 %. Under
+  callgrind uvicorn + Starlette answers about 500 requests/s, gunicorn + Django (6x the
+  count) about 80-90, Reahl (35 million instructions per request) about 1.5: 1,000 requests
+  cost 2 s to 11 min.
 - ``repeats = 3``: the smallest count with a median that one lumpy window cannot move.
 - ``warmup = 500``: a warm-up ten times longer (5,000) gives the same figure within the A/A
   spread of fresh servers (one run: 207,321 after 500, 206,894 after 5,000, 0.21 % apart; had
