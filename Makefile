@@ -24,7 +24,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check commands loadgen analysis benchmarks tests
 	$(BIN)/mypy
 
-# Debian packages the tests use: Chromium renders the HTML report in the browser test.
+# Debian packages the tests use: Chromium renders the HTML report in the browser test;
+# valgrind (with callgrind_control) counts instructions per request (fwbench cost, its tests).
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -32,6 +33,15 @@ system-deps:
 	      || echo "warning: could not install chromium: the browser test will be skipped"; \
 	  else \
 	    echo "chromium is not installed (and this is not root): the browser test will be skipped"; \
+	  fi; \
+	fi
+	@if ! command -v valgrind >/dev/null 2>&1 || ! command -v callgrind_control >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q valgrind) \
+	      || echo "warning: could not install valgrind: the cost tests will be skipped"; \
+	  else \
+	    echo "valgrind is not installed (and this is not root): the cost tests will be skipped;" \
+	         "sudo apt-get install valgrind"; \
 	  fi; \
 	fi
 

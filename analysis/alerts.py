@@ -191,6 +191,8 @@ def regressions_document(
 
 
 def _num(v: float, metric: str) -> str:
+    if metric == "cost":
+        return f"{v:,.0f} instr"
     return f"{v:,.0f}" if metric == "rps" else f"{v:,.3f} ms"
 
 
@@ -200,16 +202,14 @@ def _p(p: float) -> str:
 
 def _row(f: Finding) -> str:
     who = f"{f.target} vs {f.baseline}" if f.gate == "within" else f.target
-    if f.gate == "within":
-        evidence = f"{f.n_before} + {f.n_after} trials"
-        gate = "within run"
-    else:
-        evidence = f"{f.n_before} + {f.n_after} nights"
-        gate = "history"
+    evidence = f"{f.n_before} + {f.n_after} {f.unit}"
+    gate = "within run" if f.gate == "within" else "history"
+    # cost within a run: counts, not samples; the rule is the level against the measured spread
+    p = "exact" if f.metric == "cost" and f.gate == "within" else _p(f.pvalue)
     return (
         f"| {who} | {f.load}, c{f.connections} | {LABELS.get(f.metric, f.metric)} | {gate} "
         f"| {_num(f.before, f.metric)} | {_num(f.after, f.metric)} | {f.change_pct:+.1f} % "
-        f"| {_p(f.pvalue)} | {evidence} | {f.change_date} |"
+        f"| {p} | {evidence} | {f.change_date} |"
     )
 
 

@@ -18,7 +18,7 @@ from analysis import alerts, gate
 from analysis.gate import Finding, HistoryParams, WithinParams, pair_data, within_run
 from analysis.history import History
 from loadgen.config import Config, ConfigError, Pair
-from loadgen.records import RecordError, RunHeader, read_header, read_records
+from loadgen.records import RecordError, RunHeader, read_header, read_records, run_costs
 
 
 @dataclass(frozen=True)
@@ -42,28 +42,51 @@ def run_header(run_dir: Path) -> RunHeader:
 
 
 def check_within(
-    run_dir: Path, header: RunHeader, pairs: Sequence[Pair], params: WithinParams
+    run_dir: Path,
+    header: RunHeader,
+    pairs: Sequence[Pair],
+    params: WithinParams,
+    cost_threshold: float = 1.0,
 ) -> tuple[list[Finding], list[str]]:
-    """The within-run gate over the trials of ``run_dir``. A damaged ``trials.jsonl`` (a bad
-    line other than a torn last one) is bad input: ConfigError naming the file and the line,
-    so the check exits 2 and never reads as a regression or a clean run."""
-    try:
-        records = list(read_records(run_dir / "trials.jsonl"))
+    """The within-run gate over the trials of ``run_dir``, and the cost gate over its cost
+    records (a run of ``fwbench cost`` alone has no trials: only the cost gate runs). A damaged
+    ``trials.jsonl`` (a bad line other than a torn last one) is bad input: ConfigError naming
+    the file and the line, so the check exits 2 and never reads as a regression or a clean
+    run."""
+    trials = run_dir / "trials.jsonl"
+    try:  # a run of ``fwbench cost`` alone has cost records and no trials file
+        records = list(read_records(trials)) if trials.exists() else []
     except RecordError as exc:
         raise ConfigError("RUN_DIR", f"cannot read trials ({exc})", source="flag") from None
     except OSError as exc:
         return [], [f"{run_dir}: cannot read trials: {exc}"]
-    data, problems = pair_data(records, pairs)
-    findings, more = within_run(
-        data,
-        params,
+    try:
+        costs = run_costs(run_dir)
+    except (OSError, RecordError) as exc:
+        return [], [f"{run_dir}: cannot read cost records: {exc}"]
+    findings: list[Finding] = []
+    problems: list[str] = []
+    more: list[str] = []
+    if records or not costs:
+        data, problems = pair_data(records, pairs)
+        findings, more = within_run(
+            data,
+            params,
+            run_id=header.run_id,
+            date=header.started_at[:10],
+            fingerprint=header.fingerprint,
+        )
+    cost_findings, cost_problems = gate.within_cost(
+        costs,
+        pairs,
+        cost_threshold,
         run_id=header.run_id,
         date=header.started_at[:10],
         fingerprint=header.fingerprint,
     )
     if header.interrupted:
         problems.append(f"run {header.run_id} was interrupted: not every trial ran")
-    return findings, problems + more
+    return findings + cost_findings, problems + more + cost_problems
 
 
 def run_check(
@@ -90,7 +113,13 @@ def run_check(
         fingerprint = header.fingerprint or None
         context["run"] = header.run_id
         if use:
-            f, p = check_within(run_dir, header, use, WithinParams.from_check(cfg.check))
+            f, p = check_within(
+                run_dir,
+                header,
+                use,
+                WithinParams.from_check(cfg.check),
+                cfg.check.cost_min_change_pct,
+            )
             findings += f
             problems += p
         elif not history_gate:
@@ -105,11 +134,20 @@ def run_check(
                 problems.append("history: no run stored yet")
                 context["machine"] = ""
             else:
-                outcome = gate.history_gate(
-                    history.series(fingerprint), fingerprint, HistoryParams.from_check(cfg.check)
-                )
+                hparams = HistoryParams.from_check(cfg.check)
+                series = history.series(fingerprint)
+                cost_series = history.cost_series(fingerprint)
+                outcome = gate.history_gate(series, fingerprint, hparams)
                 findings += outcome.findings
-                problems += outcome.problems
+                if cost_series and not series:  # cost-only nights: no trial series expected
+                    problems += [p for p in outcome.problems if "no run of machine" not in p]
+                else:
+                    problems += outcome.problems
+                cf, cp = gate.history_cost_gate(
+                    cost_series, fingerprint, hparams, cfg.check.cost_min_change_pct
+                )
+                findings += cf
+                problems += cp
                 positions = outcome.positions
                 context["machine"] = fingerprint
         findings = alerts.acknowledge(findings, cfg.check.acknowledge, today)

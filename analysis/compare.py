@@ -6,6 +6,10 @@ metric (30 targets at 5 % each would otherwise give a false alarm most mornings)
 read the pyperf way: always ≥ 1, with "faster" or "slower" saying which way. For p99, lower is
 faster. Runs whose machine fingerprints differ are refused unless forced; forced, the output
 opens and closes with a warning.
+
+When both runs had a cost pass, each target counted in both gets a line of its own: the ratio
+of instructions per request, with the windows' spread of each side ("1.8 % more instructions
+per request"); a change no larger than that spread reads "same within the spread".
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 from analysis import fmt
 from analysis.exporters import md
 from analysis.stats import Welch, holm, median, welch
-from analysis.summary import Group, Setting, Summary, fingerprint_differences
+from analysis.summary import CostRow, Group, Setting, Summary, fingerprint_differences
+from loadgen.records import COST_LIMITS
 from loadgen.table import render_table
 
 ALPHA = 0.05
@@ -49,6 +54,49 @@ class Change:
 
 
 @dataclass(frozen=True)
+class CostChange:
+    """Instructions per request of one target in A and B (medians of the windows)."""
+
+    target: str
+    a: float
+    b: float
+    spread_a: float  # % of the windows' median
+    spread_b: float
+
+    @property
+    def change_pct(self) -> float:
+        return (self.b / self.a - 1.0) * 100.0 if self.a else 0.0
+
+    @property
+    def words(self) -> str:
+        noise = max(self.spread_a, self.spread_b)
+        spread = f"spread {self.spread_a:.2f} % / {self.spread_b:.2f} %"
+        if abs(self.change_pct) <= noise:
+            return f"same within the spread ({spread})"
+        way = "more" if self.change_pct > 0 else "fewer"
+        return f"{abs(self.change_pct):.1f} % {way} instructions per request ({spread})"
+
+
+def cost_changes(a: Sequence[CostRow], b: Sequence[CostRow]) -> list[CostChange]:
+    by_b = {c.target: c for c in b if c.ok}
+    out = []
+    for ca in a:
+        cb = by_b.get(ca.target)
+        if not ca.ok or cb is None:
+            continue
+        out.append(
+            CostChange(
+                ca.target,
+                ca.instructions_per_request or 0.0,
+                cb.instructions_per_request or 0.0,
+                ca.spread_pct or 0.0,
+                cb.spread_pct or 0.0,
+            )
+        )
+    return sorted(out, key=lambda c: c.target)
+
+
+@dataclass(frozen=True)
 class Comparison:
     run_a: str
     run_b: str
@@ -57,6 +105,7 @@ class Comparison:
     differences: tuple[tuple[str, Any, Any], ...]  # fingerprint keys that differ
     changes: tuple[Change, ...]
     alpha: float
+    costs: tuple[CostChange, ...] = ()
 
     @property
     def same_machine(self) -> bool:
@@ -168,6 +217,7 @@ def compare(a: Summary, b: Summary, *, alpha: float = ALPHA, correct: bool = Tru
         differences=tuple(fingerprint_differences(ra.machine, rb.machine)),
         changes=tuple(changes),
         alpha=alpha,
+        costs=tuple(cost_changes(a.costs, b.costs)),
     )
 
 
@@ -227,6 +277,13 @@ def footer(c: Comparison, tests: int) -> str:
     )
 
 
+COST_HEADERS = ["target", "instructions/request A", "B", "change"]
+
+
+def _cost_rows(c: Comparison) -> list[list[str]]:
+    return [[x.target, f"{x.a:,.0f}", f"{x.b:,.0f}", x.words] for x in c.costs]
+
+
 def render_text(c: Comparison) -> str:
     lines = []
     if c.differences:
@@ -234,9 +291,14 @@ def render_text(c: Comparison) -> str:
     lines.append(f"A = {c.run_a}   B = {c.run_b}")
     lines.append("")
     headers, rows = _rows(c)
-    lines.append(render_table(headers, rows))
-    lines.append("")
-    lines.append(footer(c, sum(1 for ch in c.changes if ch.rps is not None)))
+    if rows or not c.costs:
+        lines.append(render_table(headers, rows))
+        lines.append("")
+        lines.append(footer(c, sum(1 for ch in c.changes if ch.rps is not None)))
+    if c.costs:
+        lines += ["", "Cost per request (callgrind)", ""]
+        lines.append(render_table(COST_HEADERS, _cost_rows(c)))
+        lines += ["", COST_LIMITS]
     if c.differences:
         lines += ["", machine_warning(c)]
     return "\n".join(lines) + "\n"
@@ -252,6 +314,12 @@ def render_markdown(c: Comparison) -> str:
     lines.append("|" + "|".join(":--" if i == 0 else "--:" for i in range(len(headers))) + "|")
     lines += ["| " + " | ".join(md(x) for x in row) + " |" for row in rows]
     lines += ["", md(footer(c, sum(1 for ch in c.changes if ch.rps is not None))), ""]
+    if c.costs:
+        lines += ["### Cost per request (callgrind)", ""]
+        lines.append("| " + " | ".join(COST_HEADERS) + " |")
+        lines.append("|:--|--:|--:|:--|")
+        lines += ["| " + " | ".join(md(x) for x in row) + " |" for row in _cost_rows(c)]
+        lines += ["", md(COST_LIMITS), ""]
     return "\n".join(lines)
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from analysis import fmt
 from analysis.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
-from analysis.summary import Footprint, Group, Ranking, Summary
-from loadgen.records import FINGERPRINT_KEYS
+from analysis.summary import CostRow, Footprint, Group, Ranking, Summary
+from loadgen.records import COST_LIMITS, FINGERPRINT_KEYS
 
 REPORT_SCHEMA = "fwbench.report/1"
 
@@ -128,8 +128,26 @@ def summary_dict(s: Summary) -> dict[str, Any]:
     }
 
 
+def cost_dict(c: CostRow) -> dict[str, Any]:
+    return {
+        "target": c.target,
+        "status": c.status,
+        "failure": c.failure,
+        "instructions_per_request": _round(c.instructions_per_request, 1),
+        "spread_pct": _round(c.spread_pct, 4),
+        "windows": c.windows,
+        "requests_per_window": c.requests_per_window,
+        "processes": c.processes,
+        "rps": _round(c.rps, 1),
+        "rps_setting": c.rps_setting,
+    }
+
+
 def render_json(s: Summary) -> str:
-    return json.dumps(summary_dict(s), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    d = summary_dict(s)
+    if s.costs:  # only runs with a cost pass: the others' summaries stay as they were
+        d["cost"] = {"targets": [cost_dict(c) for c in s.costs], "limits": COST_LIMITS}
+    return json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 # --- Markdown -------------------------------------------------------------------------------
@@ -237,6 +255,50 @@ def _footprint_md(fps: tuple[Footprint, ...]) -> list[str]:
     return ["## Footprint", "", *_table(headers, "llrrrrl", rows), ""]
 
 
+def cost_cells(c: CostRow) -> list[str]:
+    """target, instructions/request, spread, windows, processes, requests/s: as text."""
+    if not c.ok:
+        return [c.target, fmt.DASH, fmt.DASH, fmt.DASH, fmt.DASH, fmt.rps(c.rps)]
+    procs = f"{c.processes}"
+    if c.processes > 1 and c.main_share_pct is not None:
+        procs += f" (main {c.main_share_pct:.1f} %)"
+    return [
+        c.target,
+        f"{c.instructions_per_request:,.0f}",
+        f"{c.spread_pct or 0.0:.2f} %",
+        f"{c.windows} x {c.requests_per_window:,}",
+        procs,
+        fmt.rps(c.rps),
+    ]
+
+
+COST_HEADERS = [
+    "target",
+    "instructions/request",
+    "spread",
+    "windows",
+    "processes",
+    "requests/s",
+]
+
+
+def _cost_md(costs: tuple[CostRow, ...]) -> list[str]:
+    rows = [[md(x) for x in cost_cells(c)] for c in costs if c.ok]
+    setting = next((c.rps_setting for c in costs if c.rps_setting), "")
+    lines = ["## Cost per request (callgrind)", ""]
+    lines += _table(COST_HEADERS, "lrrrrr", rows) if rows else ["No target was counted."]
+    lines.append("")
+    if setting:
+        lines += [f"Requests/s: median of the trials under {md(setting)}.", ""]
+    failed = [c for c in costs if not c.ok]
+    if failed:
+        lines += ["Not counted:", ""]
+        lines += [f"- {md(c.target)}: {md(c.failure)}" for c in failed]
+        lines.append("")
+    lines += [f"Limits: {md(COST_LIMITS)}", ""]
+    return lines
+
+
 def render_markdown(s: Summary) -> str:
     runs = s.runs
     trials = len(s.trials)
@@ -253,6 +315,8 @@ def render_markdown(s: Summary) -> str:
         lines.append("")
     for r in s.rankings:
         lines += _ranking_md(r)
+    if s.costs:
+        lines += _cost_md(s.costs)
     lines += _footprint_md(s.footprints)
     if s.warnings:
         lines += ["## Warnings", ""]

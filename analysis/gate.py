@@ -14,10 +14,21 @@
 
 Metrics: ``rps`` (higher is better) and ``p50`` latency (lower is better) alert; ``p99`` is
 measured and reported, never alerted: it is too noisy night to night.
+
+The **cost** metric (instructions per request under callgrind, ``cost.jsonl``) is exact and
+repeatable, so it has a rule of its own, with its own threshold ``check.cost_min_change_pct``
+(T, default 1 %): T is the rise that must be caught. A rise is a regression from the level
+T - 2 x noise, where the noise is the A/A spread measured with the figures (the windows'
+spread of each side, and, over the history, the night-to-night moves); a threshold below
+4 x noise is refused (the level would not stand twice the noise clear of both zero and T),
+with a message naming the spread (:func:`cost_noise_problem`). Within a run it compares the
+candidate's windows with the baseline's (:func:`within_cost`); over the history it looks for
+E-Divisive change points in one value per night (:func:`history_cost_gate`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,18 +39,28 @@ import numpy as np
 from analysis.changepoint import ChangePoint, change_points
 from analysis.stats import holm, welch
 from loadgen.config import Check, Pair
-from loadgen.records import TrialRecord
+from loadgen.records import CostRecord, TrialRecord
 
 if TYPE_CHECKING:  # the history store's point and key types (no sqlite needed here)
-    from analysis.history import NightPoint, SeriesKey
+    from analysis.history import CostPoint, NightPoint, SeriesKey
 
 Gate = Literal["within", "history"]
 Correction = Literal["holm", "bh"]
 
 METRICS = ("rps", "p50", "p99")
-ALERTED = frozenset({"rps", "p50"})
-HIGHER_IS_BETTER = {"rps": True, "p50": False, "p99": False}
-LABELS = {"rps": "requests/s", "p50": "p50 latency (ms)", "p99": "p99 latency (ms)"}
+COST = "cost"
+ALERTED = frozenset({"rps", "p50", COST})
+HIGHER_IS_BETTER = {"rps": True, "p50": False, "p99": False, COST: False}
+LABELS = {
+    "rps": "requests/s",
+    "p50": "p50 latency (ms)",
+    "p99": "p99 latency (ms)",
+    COST: "instructions/request",
+}
+COST_LOAD = "cost"
+"""The ``load`` of a cost finding: one keep-alive connection, counted under callgrind."""
+NOISE_FACTOR = 4.0
+"""The cost threshold must be at least this many times the measured A/A spread."""
 
 SAME_CHANGE_NIGHTS = 4
 """Two change points of one series this close (in nights) are the same change: as nights are
@@ -74,6 +95,12 @@ class Finding:
     @property
     def series(self) -> str:
         return f"{self.target}/{self.load}/c{self.connections}"
+
+    @property
+    def unit(self) -> str:
+        if self.metric == COST:
+            return "windows" if self.gate == "within" else "nights"
+        return "trials" if self.gate == "within" else "nights"
 
     @property
     def alerts(self) -> bool:
@@ -135,7 +162,7 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["series"] = self.series
-        d["unit"] = "trials" if self.gate == "within" else "nights"
+        d["unit"] = self.unit
         return d
 
 
@@ -431,3 +458,152 @@ def history_gate(
             f"{longest}, the history gate needs {params.min_nights}",
         )
     return HistoryOutcome(tuple(findings), problems, positions)
+
+
+# --- cost: instructions per request ------------------------------------------------------------
+
+
+def cost_level(threshold_pct: float, noise_pct: float) -> float:
+    """The rise (in %) from which a cost change is a regression: T - 2 x noise."""
+    return threshold_pct - 2.0 * noise_pct
+
+
+def cost_noise_problem(threshold_pct: float, noise_pct: float, where: str) -> str | None:
+    """A message when the threshold is below what the measured A/A spread can tell apart."""
+    need = NOISE_FACTOR * noise_pct
+    if threshold_pct >= need:
+        return None
+    return (
+        f"{where}: check.cost_min_change_pct = {threshold_pct:g} % is refused: the A/A spread "
+        f"measured here is {noise_pct:.3f} %, so the cost gate needs a threshold of at least "
+        f"{need:.3f} % ({NOISE_FACTOR:g} x the spread); raise the threshold, or count longer "
+        "windows (fwbench cost --requests) for a smaller spread"
+    )
+
+
+def _spread(values: Sequence[float]) -> float:
+    if not values:
+        return 0.0
+    mid = float(np.median(values))
+    return (max(values) - min(values)) / mid * 100.0 if mid else 0.0
+
+
+def within_cost(
+    records: Sequence[CostRecord],
+    pairs: Sequence[Pair],
+    threshold_pct: float,
+    *,
+    run_id: str,
+    date: str,
+    fingerprint: str,
+) -> tuple[list[Finding], list[str]]:
+    """The cost gate within one run: each pair's candidate against its baseline.
+
+    A run without cost records gives nothing (the pass did not run); a pair with a side not
+    counted is a problem. Each side's figure is the median of its windows (pooled over its
+    records when the target was counted more than once); the noise is the largest spread of
+    one record's windows and of the records' medians of one target.
+    """
+    if not records:
+        return [], []
+    findings: list[Finding] = []
+    problems: list[str] = []
+    for pair in pairs:
+        sides: list[tuple[list[float], float]] = []
+        for target in (pair.baseline, pair.candidate):
+            recs = [r for r in records if r.target == target and r.status == "ok"]
+            if not recs:
+                why = next((r.failure for r in records if r.target == target), "not in the pass")
+                problems.append(f"cost {pair.baseline}:{pair.candidate}: {target}: {why}")
+                break
+            windows = [w for r in recs for w in r.windows]
+            medians = [float(np.median(r.windows)) for r in recs]
+            noise = max([_spread(list(r.windows)) for r in recs] + [_spread(medians)])
+            sides.append((windows, noise))
+        if len(sides) < 2:
+            continue
+        (b, nb), (c, nc) = sides
+        noise = max(nb, nc)
+        where = f"cost {pair.candidate} vs {pair.baseline}"
+        refused = cost_noise_problem(threshold_pct, noise, where)
+        if refused:
+            problems.append(refused)
+            continue
+        before, after = float(np.median(b)), float(np.median(c))
+        rise = worse_pct(before, after, COST)
+        findings.append(
+            Finding.of(
+                "within",
+                target=pair.candidate,
+                baseline=pair.baseline,
+                load=COST_LOAD,
+                connections=1,
+                metric=COST,
+                before=before,
+                after=after,
+                pvalue=0.0,  # exact counts: no test, the rule is the level against the noise
+                pvalue_raw=0.0,
+                n_before=len(b),
+                n_after=len(c),
+                change_date=date,
+                change_run_id=run_id,
+                fingerprint=fingerprint,
+                regression=rise >= cost_level(threshold_pct, noise),
+            )
+        )
+    return findings, problems
+
+
+def history_noise(values: Sequence[float], spreads: Sequence[float]) -> float:
+    """The A/A noise of a nightly cost series: the largest windows' spread of one night, or
+    three times the median night-to-night move (a step moves it once: the median ignores it)."""
+    moves = [abs(b - a) for a, b in itertools.pairwise(values)]
+    mid = float(np.median(values)) if len(values) else 0.0
+    night = 3.0 * float(np.median(moves)) / mid * 100.0 if moves and mid else 0.0
+    return max([night, *spreads])
+
+
+def history_cost_gate(
+    all_series: Mapping[str, Sequence[CostPoint]],
+    fingerprint: str,
+    params: HistoryParams,
+    threshold_pct: float,
+) -> tuple[list[Finding], list[str]]:
+    """The history gate on each target's nightly instructions per request."""
+    findings: list[Finding] = []
+    problems: list[str] = []
+    for target, points in all_series.items():
+        if len(points) < params.min_nights:
+            continue
+        values = [p.cost for p in points]
+        noise = history_noise(values, [p.spread_pct for p in points])
+        refused = cost_noise_problem(threshold_pct, noise, f"history cost {target}")
+        if refused:
+            problems.append(refused)
+            continue
+        level = max(cost_level(threshold_pct, noise), 0.0)
+        use = HistoryParams(params.max_pvalue, params.window, params.nights_held, level)
+        for ch in open_changes(values, use, higher_is_better=False):
+            cp = ch.cp
+            first = points[cp.index]
+            findings.append(
+                Finding.of(
+                    "history",
+                    target=target,
+                    baseline="",
+                    load=COST_LOAD,
+                    connections=1,
+                    metric=COST,
+                    before=cp.mean_before,
+                    after=cp.mean_after,
+                    pvalue=cp.pvalue,
+                    pvalue_raw=cp.pvalue,
+                    n_before=cp.n_before,
+                    n_after=cp.n_after,
+                    change_date=first.night,
+                    change_run_id=first.run_id,
+                    fingerprint=fingerprint,
+                    regression=True,
+                )
+            )
+    return findings, problems

@@ -18,6 +18,8 @@ Theory of operation
 Nightly points: the history gate and the trend charts read one point per run and series
 (target, load setting, connections): the median over the run's good trials of requests/s,
 p50 and p99 latency (:meth:`History.series`), only from runs of one machine fingerprint.
+Cost records (``cost.jsonl``, schema version 2) give one point per run and target: the
+instructions per request (:meth:`History.cost_series`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadgen.records import TrialRecord, read_records
+from loadgen.records import CostRecord, TrialRecord, read_records, run_costs
 
 BUSY_TIMEOUT_S = 60.0
 """How long a writer waits for another one to finish before giving up."""
@@ -106,6 +108,23 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX alerts_by_series ON alerts(fingerprint, series, metric)",
         ),
     ),
+    Migration(
+        2,
+        "cost records: instructions per request under callgrind (fwbench.cost/1)",
+        (
+            """CREATE TABLE costs (
+                run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+                target TEXT NOT NULL,
+                status TEXT NOT NULL,
+                instructions_per_request REAL,
+                spread_pct REAL,
+                windows INTEGER NOT NULL,
+                requests_per_window INTEGER NOT NULL,
+                record TEXT NOT NULL,
+                PRIMARY KEY (run_id, target)
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -140,6 +159,17 @@ class NightPoint:
 
 
 SeriesKey = tuple[str, str, int]  # (target, load, connections)
+
+
+@dataclass(frozen=True)
+class CostPoint:
+    """One run's instructions per request for one target (median of its windows)."""
+
+    run_id: str
+    night: str
+    started_at: str
+    cost: float
+    spread_pct: float
 
 
 @dataclass(frozen=True)
@@ -248,7 +278,12 @@ class History:
             header = json.loads(header_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise HistoryError(f"{header_path}: cannot read: {exc}") from None
-        return self.store(header, read_records(run_dir / "trials.jsonl"), profile=profile)
+        return self.store(
+            header,
+            read_records(run_dir / "trials.jsonl"),
+            profile=profile,
+            costs=run_costs(run_dir),
+        )
 
     def store(
         self,
@@ -256,6 +291,7 @@ class History:
         records: Iterable[TrialRecord],
         *,
         profile: str = "nightly",
+        costs: Iterable[CostRecord] = (),
     ) -> RunRow:
         """Store one run: its machine, header and every trial, all or nothing.
 
@@ -283,6 +319,7 @@ class History:
                 (fp, json.dumps(machine, sort_keys=True), now_iso()),
             )
             db.execute("DELETE FROM trials WHERE run_id = ?", (run_id,))
+            db.execute("DELETE FROM costs WHERE run_id = ?", (run_id,))
             db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
             db.execute(
                 "INSERT INTO runs (run_id, started_at, night, finished_at, profile, fingerprint,"
@@ -311,6 +348,24 @@ class History:
                     _trial_row(rec),
                 )
                 n += 1
+            for cost in costs:
+                if cost.run_id != run_id:
+                    raise HistoryError(f"cost of {cost.target} belongs to run {cost.run_id}")
+                db.execute(
+                    "INSERT OR REPLACE INTO costs (run_id, target, status,"
+                    " instructions_per_request, spread_pct, windows, requests_per_window, record)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        cost.target,
+                        cost.status,
+                        cost.instructions_per_request,
+                        cost.spread_pct,
+                        len(cost.windows),
+                        cost.requests_per_window,
+                        json.dumps(cost.to_dict(), sort_keys=True),
+                    ),
+                )
         return RunRow(run_id, started, night_of(started), profile, fp, n, tuple(warnings))
 
     def runs(self, fingerprint: str | None = None) -> list[RunRow]:
@@ -382,6 +437,22 @@ class History:
                     )
                 )
             out[key] = points
+        return dict(sorted(out.items()))
+
+    def cost_series(self, fingerprint: str) -> dict[str, list[CostPoint]]:
+        """Instructions per request, one point per run, for every target of one machine."""
+        rows = self.conn.execute(
+            "SELECT r.run_id, r.night, r.started_at, c.target, c.instructions_per_request,"
+            " c.spread_pct FROM costs c JOIN runs r ON r.run_id = c.run_id"
+            " WHERE r.fingerprint = ? AND c.status = 'ok'"
+            " ORDER BY r.started_at, r.run_id",
+            (fingerprint,),
+        )
+        out: dict[str, list[CostPoint]] = {}
+        for run_id, night, started, target, ipr, spread in rows:
+            out.setdefault(str(target), []).append(
+                CostPoint(str(run_id), str(night), str(started), float(ipr), float(spread or 0))
+            )
         return dict(sorted(out.items()))
 
     # -- alert states --------------------------------------------------------------------------

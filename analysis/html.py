@@ -15,10 +15,10 @@ from typing import Any
 
 from analysis import fmt
 from analysis.charts import Chart
-from analysis.exporters import METHOD_NOTE, not_ranked_rps
+from analysis.exporters import COST_HEADERS, METHOD_NOTE, cost_cells, not_ranked_rps
 from analysis.hist import PERCENTILES
 from analysis.summary import Group, Ranking, Summary
-from loadgen.records import FINGERPRINT_KEYS
+from loadgen.records import COST_LIMITS, FINGERPRINT_KEYS
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'"
 CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
@@ -231,6 +231,31 @@ def _details(s: Summary) -> str:
     return "\n".join(parts)
 
 
+def _cost(s: Summary) -> str:
+    """Instructions per request beside requests/s, the targets not counted, the limits."""
+    heads = [(h, "" if i == 0 else "num") for i, h in enumerate(COST_HEADERS)]
+    rows = [
+        [(v, "target" if i == 0 else "num") for i, v in enumerate(cost_cells(c))]
+        for c in s.costs
+        if c.ok
+    ]
+    setting = next((c.rps_setting for c in s.costs if c.rps_setting), "")
+    out = ['<section id="cost"><h2>Cost per request (callgrind)</h2>']
+    out.append(_table(heads, rows, "cost") if rows else "<p>No target was counted.</p>")
+    if setting:
+        out.append(f'<p class="small">Requests/s: median of the trials under {esc(setting)}.</p>')
+    failed = [c for c in s.costs if not c.ok]
+    if failed:
+        out.append(
+            "<p>Not counted:</p><ul>"
+            + "".join(f"<li>{esc(c.target)}: {esc(c.failure)}</li>" for c in failed)
+            + "</ul>"
+        )
+    out.append(f'<p class="small">Limits: {esc(COST_LIMITS)}</p>')
+    out.append("</section>")
+    return "\n".join(out)
+
+
 def _footprint(s: Summary) -> str:
     headers = [
         ("target", ""),
@@ -411,6 +436,8 @@ def render_html(s: Summary, charts: Sequence[Chart], *, svg_dir: str | None = "c
         body.append(ranking_table(r, i))
     body.append(f'<p class="small">{esc(METHOD_NOTE)}</p>')
     body.append("</section>")
+    if s.costs:
+        body.append(_cost(s))
     body.append('<section id="charts"><h2>Charts</h2>')
     body += [_chart_figure(c, svg_dir) for c in charts]
     if not charts:

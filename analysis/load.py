@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +19,13 @@ import pandas as pd
 from analysis.errors import LoadError
 from loadgen.records import (
     ROW_COLUMNS,
+    CostRecord,
     RecordError,
     RunHeader,
     TrialRecord,
     read_header,
     read_records,
+    run_costs,
     trial_row,
 )
 from loadgen.records.samples import ROLES, cpu_pct_series, read_samples
@@ -46,6 +48,7 @@ class Loaded:
     trials: pd.DataFrame  # one row per trial: TRIAL_COLUMNS
     samples: pd.DataFrame  # one row per (sample, role): SAMPLE_COLUMNS
     verdicts: pd.DataFrame  # one row per (run, target): VERDICT_COLUMNS
+    costs: tuple[CostRecord, ...] = field(default=())  # cost.jsonl of every run, in order
 
 
 TRIAL_COLUMNS: tuple[str, ...] = ROW_COLUMNS
@@ -82,6 +85,13 @@ def read_trials(run_dir: Path) -> list[TrialRecord]:
         return []
     try:
         return list(read_records(path))
+    except RecordError as exc:
+        raise LoadError(str(exc)) from None
+
+
+def read_cost_records(run_dir: Path) -> list[CostRecord]:
+    try:
+        return run_costs(run_dir)
     except RecordError as exc:
         raise LoadError(str(exc)) from None
 
@@ -180,12 +190,14 @@ def load_runs(run_dirs: Sequence[Path], *, samples: bool = True) -> Loaded:
     records: list[TrialRecord] = []
     sample_rows: list[dict[str, Any]] = []
     verdict_rows: list[dict[str, Any]] = []
+    costs: list[CostRecord] = []
     for run_dir in run_dirs:
         path = Path(run_dir)
         info = read_run_info(path)
         runs.append(info)
         trials = read_trials(path)
         records.extend(trials)
+        costs.extend(read_cost_records(path))
         verdict_rows.extend(verdict_row(info.run_id, v) for v in info.verdicts)
         if samples:
             for r in trials:
@@ -197,4 +209,5 @@ def load_runs(run_dirs: Sequence[Path], *, samples: bool = True) -> Loaded:
         trials=trials_frame(records),
         samples=samples_frame(sample_rows),
         verdicts=pd.DataFrame(verdict_rows, columns=list(VERDICT_COLUMNS)),
+        costs=tuple(costs),
     )

@@ -16,6 +16,9 @@ connection count). Theory of operation:
    other rows whose intervals overlap its own (a tie: the order between them is not sure). A
    group with a single trial has no interval: it ties with no row, and the report says
    "1 trial: no interval" where a tie would be (:func:`analysis.fmt.tie`).
+4. Cost (when the run had a cost pass, ``cost.jsonl``): per target, the instructions per
+   request under callgrind with its windows' spread, beside the target's requests/s in the
+   first load setting (:class:`CostRow`); targets that could not be counted keep the reason.
 """
 
 from __future__ import annotations
@@ -162,6 +165,27 @@ class Footprint:
 
 
 @dataclass(frozen=True)
+class CostRow:
+    """One target's cost: instructions per request (median of the windows) beside requests/s."""
+
+    target: str
+    status: str  # "ok" or "failed"
+    failure: str
+    instructions_per_request: float | None
+    spread_pct: float | None
+    windows: int
+    requests_per_window: int
+    processes: int
+    main_share_pct: float | None  # the share of the process that counts most
+    rps: float | None  # median requests/s in ``rps_setting`` (None: not ranked there)
+    rps_setting: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and self.instructions_per_request is not None
+
+
+@dataclass(frozen=True)
 class Summary:
     runs: tuple[RunInfo, ...]
     settings: tuple[Setting, ...]
@@ -172,6 +196,7 @@ class Summary:
     machine: dict[str, Any]
     trials: pd.DataFrame = field(compare=False, repr=False)
     samples: pd.DataFrame = field(compare=False, repr=False)
+    costs: tuple[CostRow, ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -500,6 +525,8 @@ def summarize(loaded: Loaded) -> Summary:
     # otherwise it differs from the trials' own settings only by an override: dropped.
     named = _config_settings(loaded.runs)
     settings = [s for s in named if s in measured or interrupted or s.load not in loads_measured]
+    if not measured and loaded.costs and not interrupted:
+        settings = []  # a cost pass alone (fwbench cost): no load setting was meant to run
     settings += [s for s in measured if s not in settings]
     order: dict[str, int] = {}
     for s in (*named, *measured):
@@ -516,6 +543,7 @@ def summarize(loaded: Loaded) -> Summary:
             groups.append(_group(target, setting, t, verdicts.get(target), interrupted))
     rankings = [_ranking(s, [g for g in groups if g.setting == s]) for s in settings]
     footprints = _footprints(loaded)
+    costs = _cost_rows(loaded, groups, settings[0] if settings else None)
     return Summary(
         runs=loaded.runs,
         settings=tuple(settings),
@@ -526,4 +554,30 @@ def summarize(loaded: Loaded) -> Summary:
         machine=dict(loaded.runs[0].machine) if loaded.runs else {},
         trials=trials,
         samples=loaded.samples,
+        costs=tuple(costs),
     )
+
+
+def _cost_rows(loaded: Loaded, groups: list[Group], first: Setting | None) -> list[CostRow]:
+    """One row per counted target (its last record when counted twice), cheapest first."""
+    latest = {c.target: c for c in loaded.costs}
+    rows = []
+    for c in latest.values():
+        g = next((g for g in groups if g.target == c.target and g.setting == first), None)
+        rps = g.rps_median if g is not None and g.ranked else None
+        rows.append(
+            CostRow(
+                target=c.target,
+                status=c.status,
+                failure=c.failure,
+                instructions_per_request=c.instructions_per_request,
+                spread_pct=c.spread_pct,
+                windows=len(c.windows),
+                requests_per_window=c.requests_per_window,
+                processes=len(c.processes),
+                main_share_pct=max((p.share_pct for p in c.processes), default=None),
+                rps=rps,
+                rps_setting=first.label() if first is not None else "",
+            )
+        )
+    return sorted(rows, key=lambda r: (not r.ok, r.instructions_per_request or 0.0, r.target))

@@ -33,6 +33,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("bench", "commands.bench", "build, verify, measure and report (what make bench runs)"),
     Command("report", "commands.report", "write the HTML, Markdown and JSON report of a run"),
     Command("compare", "commands.compare", "compare two runs target by target (Welch's test)"),
+    Command(
+        "cost",
+        "commands.cost",
+        "instructions per request of each target under callgrind (exact, repeatable)",
+    ),
     Command("check", "commands.check", "regression gates: within a run and over the history"),
     Command(
         "nightly",

@@ -44,6 +44,7 @@ def nightly_config(cfg: Config) -> Config:
             "run.targets": list(n.targets),
             "run.trials": n.trials,
             "run.load": [to_dict(ld) for ld in n.load],
+            "run.cost": n.cost,
         }
     )
 

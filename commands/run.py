@@ -26,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--locust-workers", type=int, help="locust: a master and N local workers")
     p.add_argument("--scenario", choices=("hello", "browse"), help="locust scenario")
     p.add_argument("--users", type=int, help="locust users (default: the connection count)")
+    p.add_argument(
+        "--cost",
+        action="store_true",
+        default=None,
+        help="after the matrix, count instructions per request (as fwbench cost)",
+    )
 
 
 def configure(args: argparse.Namespace) -> Config:
@@ -33,6 +39,8 @@ def configure(args: argparse.Namespace) -> Config:
     cfg = config_from(args)
     if args.trials is not None:
         cfg = cfg.override(**{"run.trials": args.trials})
+    if getattr(args, "cost", None):
+        cfg = cfg.override(**{"run.cost": True})
     conns = None
     if args.connections:
         try:

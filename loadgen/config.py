@@ -104,6 +104,19 @@ class Run:
     targets: tuple[str, ...] = ("all",)
     trials: int = 3
     load: tuple[LoadSetting, ...] = (LoadSetting(),)
+    cost: bool = False  # after the load matrix, a cost pass (instructions per request)
+
+
+@dataclass(frozen=True)
+class Cost:
+    """The cost pass: each target under callgrind, R windows of K requests (loadgen.cost)."""
+
+    requests: int = 1000  # K: requests per counted window
+    repeats: int = 3  # R: counted windows per fresh server
+    warmup: int = 500  # requests with counting off before the first window
+    startup_timeout: float = 300.0  # for the first good answer under valgrind
+    request_timeout: float = 60.0  # for one answer under valgrind
+    valgrind: str = "valgrind"  # the program (a path, or a name found on PATH)
 
 
 @dataclass(frozen=True)
@@ -136,6 +149,7 @@ class Check:
     """Regression gates (see docs/regressions.md)."""
 
     min_drop_pct: float = 3.0  # both gates: smallest median drop (or change point) that alerts
+    cost_min_change_pct: float = 1.0  # both gates: the rise in instructions/request to catch
     alpha: float = 0.01  # within-run gate: Welch's p-value, after correction across tests
     correction: Literal["holm", "bh"] = "holm"
     min_trials: int = 7  # within-run gate: trials per side
@@ -156,6 +170,7 @@ class Config:
     sampler: Sampler = field(default_factory=Sampler)
     nightly: Run = field(default_factory=Run)  # the profile `fwbench nightly` runs
     check: Check = field(default_factory=Check)
+    cost: Cost = field(default_factory=Cost)
     root: str = "."  # the folder bench.toml lives in; relative paths are taken from it
 
     def path(self, name: str) -> Path:
@@ -332,6 +347,11 @@ def _check(cfg: Config) -> None:
     c = cfg.check
     if not 0 < c.min_drop_pct <= 100:
         raise ConfigError("check.min_drop_pct", f"must be in (0, 100], got {c.min_drop_pct}")
+    _positive("check.cost_min_change_pct", c.cost_min_change_pct)
+    if c.cost_min_change_pct >= 100:
+        raise ConfigError(
+            "check.cost_min_change_pct", f"must be < 100, got {c.cost_min_change_pct}"
+        )
     if not 0 < c.alpha < 1:
         raise ConfigError("check.alpha", f"must be between 0 and 1, got {c.alpha}")
     if not 0 < c.cp_max_pvalue < 1:
@@ -348,10 +368,18 @@ def _check(cfg: Config) -> None:
     for i, ack in enumerate(c.acknowledge):
         if not ack.target:
             raise ConfigError(f"check.acknowledge[{i}].target", "is missing")
-        if ack.metric not in ("rps", "p50"):
-            raise ConfigError(f"check.acknowledge[{i}].metric", "must be 'rps' or 'p50'")
+        if ack.metric not in ("rps", "p50", "cost"):
+            raise ConfigError(f"check.acknowledge[{i}].metric", "must be 'rps', 'p50' or 'cost'")
         if ack.until and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", ack.until):
             raise ConfigError(f"check.acknowledge[{i}].until", "must be YYYY-MM-DD")
+    k = cfg.cost
+    for name in ("requests", "repeats", "startup_timeout", "request_timeout"):
+        _positive(f"cost.{name}", getattr(k, name))
+    _nonneg("cost.warmup", k.warmup)
+    if k.repeats < 2:
+        raise ConfigError("cost.repeats", "must be at least 2 (the spread needs two windows)")
+    if not k.valgrind.strip():
+        raise ConfigError("cost.valgrind", "is empty; name the valgrind program")
     _positive("sampler.interval", cfg.sampler.interval)
     if not 0.01 <= cfg.sampler.interval <= 60:
         raise ConfigError("sampler.interval", f"must be 0.01 to 60 s, got {cfg.sampler.interval}")

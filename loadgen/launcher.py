@@ -58,6 +58,13 @@ class LaunchOptions:
     cpus: tuple[int, ...] = ()  # the server CPU set; () leaves affinity alone
     timeout: float = 60.0  # for the first good answer, unless the target sets its own
     stop_grace: float = 5.0  # between SIGTERM and SIGKILL
+    # For a pass that runs the server under a tool (the cost pass: valgrind): the tool's argv
+    # put before the server's command, environment variables set (or, for ones already set,
+    # appended to with a space: GUNICORN_CMD_ARGS), and every start-up wait multiplied.
+    argv_prefix: tuple[str, ...] = ()
+    extra_env: tuple[tuple[str, str], ...] = ()
+    timeout_scale: float = 1.0
+    probe_timeout: float = 2.0  # for one answer while waiting for the first good one
 
     @classmethod
     def from_config(cls, cfg: Config) -> LaunchOptions:
@@ -140,11 +147,15 @@ def start(
         exe = env.bin / argv[0]
         if exe.exists():
             argv[0] = str(exe)  # the environment's own script, never one found elsewhere
+    argv = [*opts.argv_prefix, *argv]
+    variables = env_vars(env.path, target)
+    for key, value in opts.extra_env:
+        variables[key] = f"{variables[key]} {value}" if variables.get(key) else value
     with open(log_path, "wb") as log:
         try:
             proc: subprocess.Popen[bytes] = spawn(
                 argv,
-                env=env_vars(env.path, target),
+                env=variables,
                 session=True,
                 cpus=cpus,
                 cwd=target.dir,
@@ -156,7 +167,11 @@ def start(
             raise LaunchError(f"cannot start {argv[0]}: {exc.strerror}") from None
     server = Server(target, host, port, proc, log_path, cpus, time.monotonic())
     try:
-        _wait_ready(server, target.startup_timeout or opts.timeout)
+        _wait_ready(
+            server,
+            (target.startup_timeout or opts.timeout) * opts.timeout_scale,
+            probe_timeout=opts.probe_timeout,
+        )
         _check_owner(server)
         time.sleep(0.3)  # let the server settle before reading idle memory
         server.idle_rss_bytes = sum(_rss(p) for p in server.tree())
@@ -173,7 +188,7 @@ def _rss(p: psutil.Process) -> int:
         return 0
 
 
-def _wait_ready(server: Server, timeout: float) -> None:
+def _wait_ready(server: Server, timeout: float, probe_timeout: float = 2.0) -> None:
     deadline = server.started_at + timeout
     last = "no answer"
     while True:
@@ -181,7 +196,7 @@ def _wait_ready(server: Server, timeout: float) -> None:
         if code is not None:
             raise LaunchError(f"server exited with code {code} during start-up", server.log_tail())
         server.tree()  # remember workers as they appear
-        status = _probe(server.host, server.port, server.target.hello_path)
+        status = _probe(server.host, server.port, server.target.hello_path, probe_timeout)
         if status == 200:
             server.startup_s = time.monotonic() - server.started_at
             return
@@ -194,8 +209,8 @@ def _wait_ready(server: Server, timeout: float) -> None:
         time.sleep(POLL_S)
 
 
-def _probe(host: str, port: int, path: str) -> int | None:
-    conn = http.client.HTTPConnection(host, port, timeout=2.0)
+def _probe(host: str, port: int, path: str, timeout: float = 2.0) -> int | None:
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", path)
         resp = conn.getresponse()

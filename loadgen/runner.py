@@ -169,8 +169,9 @@ class Runner:
             return 130
         return 0
 
-    def prepare(self, out: TextIO = sys.stderr) -> None:
+    def prepare(self, out: TextIO | None = None) -> None:
         """Create the run folder, build every environment once and verify every target once."""
+        out = out or sys.stderr  # read now: a stream bound at import may be closed
         (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.trials_path.touch()
@@ -215,7 +216,8 @@ class Runner:
 
     # -- the matrix -----------------------------------------------------------------------------
 
-    def run(self, out: TextIO = sys.stderr) -> Path:
+    def run(self, out: TextIO | None = None) -> Path:
+        out = out or sys.stderr  # read now: a stream bound at import may be closed
         trials = plan(self.cfg, self.targets)
         progress = Progress(len(trials), out)
         interrupted = False
@@ -227,6 +229,8 @@ class Runner:
                     rec = self.trial(p, progress.live)
                     append_record(self.trials_path, rec)
                     progress.finished(rec)
+                if self.cfg.run.cost:
+                    self.cost(out)
         except KeyboardInterrupt:
             interrupted = True
             print("\nfwbench: interrupted; finished trials are kept", file=out, flush=True)
@@ -234,6 +238,33 @@ class Runner:
         finally:
             self._write_header(finished_at=now_iso(), interrupted=interrupted)
         return self.run_dir
+
+    def cost(self, out: TextIO | None = None) -> None:
+        """The cost pass after the matrix (``run.cost``): ``cost.jsonl``, one record a target."""
+        out = out or sys.stderr  # read now: a stream bound at import may be closed
+        from loadgen.cost import cost_pass
+        from loadgen.records import COST_FILE, append_cost
+
+        path = self.run_dir / COST_FILE
+        path.touch()
+        todo = []
+        for t in self.targets:
+            v = self.verdicts.get(t.name)
+            why = "" if v is not None and v.ok else "verification failed"
+            todo.append((t, self.envs.get(t.name) if not why else None, why))
+
+        def say(text: str) -> None:
+            print(text, file=out, flush=True)
+
+        cost_pass(
+            self.cfg,
+            todo,
+            work_dir=self.run_dir,
+            run_id=self.run_id,
+            machine=self.machine,
+            on_record=lambda rec: append_cost(path, rec),
+            say=say,
+        )
 
     def trial(self, p: TrialPlan, live: Callable[[int], None]) -> TrialRecord:
         t = p.target

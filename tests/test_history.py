@@ -66,16 +66,30 @@ def test_a_migration_keeps_the_data(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite"
     with History(path) as h:
         store_nights(h, {"flask": [1000.0, 1010.0]}, first_night=date(2026, 3, 1))
+    nxt = MIGRATIONS[-1].version + 1
     later = (
         *MIGRATIONS,
-        Migration(2, "a note per run", ("ALTER TABLE runs ADD COLUMN note TEXT",)),
+        Migration(nxt, "a note per run", ("ALTER TABLE runs ADD COLUMN note TEXT",)),
     )
     with History(path, migrations=later) as h:
-        assert h.version == 2
+        assert h.version == nxt
         assert len(h.runs()) == 2
         h.conn.execute("UPDATE runs SET note = 'kept'")
     with pytest.raises(HistoryError, match="newer"):
-        History(path)  # this code knows version 1 only
+        History(path)  # this code knows the versions before that one only
+
+
+def test_a_version_1_database_gains_the_cost_table_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    with History(path) as h:
+        store_nights(h, {"flask": [1000.0, 1010.0]}, first_night=date(2026, 3, 1))
+    with sqlite3.connect(path) as db:  # as the fwbench before the cost pass left it
+        db.execute("DROP TABLE costs")
+        db.execute("PRAGMA user_version = 1")
+    with History(path) as h:
+        assert h.version == 2
+        assert len(h.runs()) == 2
+        assert h.cost_series(h.runs()[0].fingerprint) == {}
 
 
 def test_a_file_that_is_not_a_database_is_an_error(tmp_path: Path) -> None:

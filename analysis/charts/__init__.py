@@ -10,11 +10,13 @@ client or a failed check produced looks like a result. Figures are built on
 The modules: :mod:`~analysis.charts.figure` (style, sizes, footnotes, :func:`render` to a
 :class:`Chart`), one module per family of chart (:mod:`~analysis.charts.throughput`,
 :mod:`~analysis.charts.latency`, :mod:`~analysis.charts.resources`,
-:mod:`~analysis.charts.footprint`), :mod:`~analysis.charts.catalog` (:func:`all_charts`, what
-the report shows) and :mod:`~analysis.charts.layout` (the overlap check).
+:mod:`~analysis.charts.footprint`, :mod:`~analysis.charts.cost`),
+:mod:`~analysis.charts.catalog` (:func:`all_charts`, what the report shows) and
+:mod:`~analysis.charts.layout` (the overlap check).
 """
 
 from analysis.charts.catalog import all_charts
+from analysis.charts.cost import cost_and_rps
 from analysis.charts.figure import DPI, FONT, STYLE, Chart, label, render
 from analysis.charts.figure import _figure as _figure  # the tests build bare figures with it
 from analysis.charts.footprint import footprint
@@ -29,6 +31,7 @@ __all__ = [
     "STYLE",
     "Chart",
     "all_charts",
+    "cost_and_rps",
     "footprint",
     "label",
     "latency_spectrum",

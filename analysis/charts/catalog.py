@@ -6,6 +6,7 @@ import re
 
 from matplotlib.figure import Figure
 
+from analysis.charts.cost import cost_and_rps
 from analysis.charts.figure import Chart, render
 from analysis.charts.footprint import footprint
 from analysis.charts.latency import latency_spectrum
@@ -49,6 +50,15 @@ def all_charts(summary: Summary) -> list[Chart]:
             f"sweep-{_slug(load)}",
             f"Connection sweep · {load}",
             f"Requests/s and p99 latency against connection count for {load}.",
+        )
+    if summary.costs:
+        n = sum(c.ok for c in summary.costs)
+        add(
+            cost_and_rps(summary),
+            "cost",
+            "Cost per request and requests/s",
+            f"Two bar charts side by side for {n} counted targets, cheapest first: user-space "
+            "instructions per request under callgrind, and median requests/s.",
         )
     if summary.settings:
         first = summary.settings[0]

@@ -8,10 +8,23 @@ Submodules:
 - :mod:`loadgen.records.jsonl`: the one JSON-lines reader (a torn last line skipped with a
   warning, any other bad line refused naming the file and line) and ``RecordError``.
 - :mod:`loadgen.records.samples`: the sampler's time series (``samples/<trial>.jsonl``).
+- :mod:`loadgen.records.cost`: ``CostRecord`` (``cost.jsonl``): instructions per request
+  counted under callgrind, one per target, and ``COST_LIMITS``, what that figure is not.
 
 Readers and writers elsewhere import from here, never define a shape of their own.
 """
 
+from loadgen.records.cost import (
+    COST_FILE,
+    COST_LIMITS,
+    COST_SCHEMA,
+    CostProcess,
+    CostRecord,
+    append_cost,
+    read_costs,
+    run_costs,
+    spread_pct,
+)
 from loadgen.records.jsonl import RecordError, json_objects
 from loadgen.records.result import LoadResult, Window
 from loadgen.records.run import (
@@ -39,6 +52,9 @@ from loadgen.records.trial import (
 )
 
 __all__ = [
+    "COST_FILE",
+    "COST_LIMITS",
+    "COST_SCHEMA",
     "ERROR_KINDS",
     "FINGERPRINT_KEYS",
     "KNOWN_RUN_SCHEMAS",
@@ -49,6 +65,8 @@ __all__ = [
     "RUN_SCHEMA",
     "SAMPLES_SCHEMA",
     "SCHEMA",
+    "CostProcess",
+    "CostRecord",
     "Latency",
     "LoadResult",
     "ProcStats",
@@ -60,11 +78,15 @@ __all__ = [
     "TrialRecord",
     "TrialStatus",
     "Window",
+    "append_cost",
     "append_record",
     "cpu_pct_series",
     "json_objects",
+    "read_costs",
     "read_header",
     "read_records",
     "read_samples",
+    "run_costs",
+    "spread_pct",
     "trial_row",
 ]
