@@ -361,8 +361,11 @@ def test_fwbench_cost_counts_and_the_gate_catches_the_extra_work(
         f"work {work.instructions_per_request:,.0f} (+{rise * 100:.2f} %), "
         f"A/A {aa_diff * 100:+.3f} %"
     )
-    assert rise > 0.02 and abs(aa_diff) < 0.005
+    assert rise > 0.5 and abs(aa_diff) < 0.02
     assert (run_dir / "cost.jsonl").is_file() and (run_dir / "run.json").is_file()
+    # A threshold well above this machine's noise (its A/A spread reached 0.47 % while other
+    # work loaded it, and 1 % needs 4x that): the point here is the +300 % rise, not 1 %.
+    cfg = cfg.override(**{"check.cost_min_change_pct": 10.0})
     bad = run_check(cfg, run_dir=run_dir, pairs=(Pair("fx-knob-base", "fx-knob-work"),))
     assert bad.status == 1, bad.markdown
     assert "instructions/request" in bad.markdown
