@@ -400,6 +400,37 @@ def is_known(index: int, known: Sequence[int], nights: int = SAME_CHANGE_NIGHTS)
     return any(abs(index - k) <= nights for k in known)
 
 
+def _history_finding(
+    cp: ChangePoint,
+    night: str,
+    run_id: str,
+    fingerprint: str,
+    target: str,
+    load: str,
+    connections: int,
+    metric: str,
+) -> Finding:
+    """A change point that held, as a finding of the history gate (first night at its level)."""
+    return Finding.of(
+        "history",
+        target=target,
+        baseline="",
+        load=load,
+        connections=connections,
+        metric=metric,
+        before=cp.mean_before,
+        after=cp.mean_after,
+        pvalue=cp.pvalue,
+        pvalue_raw=cp.pvalue,
+        n_before=cp.n_before,
+        n_after=cp.n_after,
+        change_date=night,
+        change_run_id=run_id,
+        fingerprint=fingerprint,
+        regression=True,
+    )
+
+
 @dataclass(frozen=True)
 class HistoryOutcome:
     """What the history gate found over one machine's series."""
@@ -429,26 +460,10 @@ def history_gate(
             checked += 1
             values = [float(v) for p in pts if (v := p.value(metric)) is not None]
             for ch in open_changes(values, params, higher_is_better=HIGHER_IS_BETTER[metric]):
-                cp = ch.cp
-                first = pts[cp.index]
+                first = pts[ch.cp.index]
                 findings.append(
-                    Finding.of(
-                        "history",
-                        target=target,
-                        baseline="",
-                        load=load,
-                        connections=conns,
-                        metric=metric,
-                        before=cp.mean_before,
-                        after=cp.mean_after,
-                        pvalue=cp.pvalue,
-                        pvalue_raw=cp.pvalue,
-                        n_before=cp.n_before,
-                        n_after=cp.n_after,
-                        change_date=first.night,
-                        change_run_id=first.run_id,
-                        fingerprint=fingerprint,
-                        regression=True,
+                    _history_finding(
+                        ch.cp, first.night, first.run_id, fingerprint, target, load, conns, metric
                     )
                 )
     problems: tuple[str, ...] = ()
@@ -584,26 +599,10 @@ def history_cost_gate(
         level = max(cost_level(threshold_pct, noise), 0.0)
         use = HistoryParams(params.max_pvalue, params.window, params.nights_held, level)
         for ch in open_changes(values, use, higher_is_better=False):
-            cp = ch.cp
-            first = points[cp.index]
+            first = points[ch.cp.index]
             findings.append(
-                Finding.of(
-                    "history",
-                    target=target,
-                    baseline="",
-                    load=COST_LOAD,
-                    connections=1,
-                    metric=COST,
-                    before=cp.mean_before,
-                    after=cp.mean_after,
-                    pvalue=cp.pvalue,
-                    pvalue_raw=cp.pvalue,
-                    n_before=cp.n_before,
-                    n_after=cp.n_after,
-                    change_date=first.night,
-                    change_run_id=first.run_id,
-                    fingerprint=fingerprint,
-                    regression=True,
+                _history_finding(
+                    ch.cp, first.night, first.run_id, fingerprint, target, COST_LOAD, 1, COST
                 )
             )
     return findings, problems
