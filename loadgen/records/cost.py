@@ -12,15 +12,13 @@ counted (no environment, no start under valgrind, a wrong answer) has a record t
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from loadgen.records.jsonl import RecordError, json_objects
+from loadgen.records.jsonl import RecordError, append_json_line, json_objects
 
 COST_SCHEMA = "fwbench.cost/1"
 KNOWN_COST_SCHEMAS = frozenset({COST_SCHEMA})
@@ -184,11 +182,7 @@ class CostRecord:
 
 def append_cost(path: Path, rec: CostRecord) -> None:
     """Append one record as one line, flushed and fsynced (an interrupted run keeps it)."""
-    line = json.dumps(rec.to_dict(), sort_keys=True) + "\n"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_json_line(path, rec.to_dict())
 
 
 def read_costs(path: Path) -> Iterator[CostRecord]:

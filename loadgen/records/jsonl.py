@@ -9,14 +9,25 @@ file and the line, never dropped in silence.
 from __future__ import annotations
 
 import json
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 
 class RecordError(ValueError):
     """A record, header or samples file this fwbench cannot read: the message names it."""
+
+
+def append_json_line(path: Path, obj: Mapping[str, Any]) -> None:
+    """Append ``obj`` as one whole line and make it durable (flushed, fsynced) before returning:
+    a writer killed later never tears a line it has already written."""
+    line = json.dumps(obj, sort_keys=True) + "\n"
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -14,14 +14,12 @@ A run directory ``reports/runs/<run-id>/`` holds:
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from loadgen.records.jsonl import RecordError, json_objects
+from loadgen.records.jsonl import RecordError, append_json_line, json_objects
 
 SCHEMA = "fwbench.trial/1"
 KNOWN_SCHEMAS = frozenset({SCHEMA})
@@ -211,11 +209,7 @@ def trial_row(r: TrialRecord) -> dict[str, Any]:
 
 def append_record(path: Path, record: TrialRecord) -> None:
     """Append one record as a line and make it durable before returning."""
-    line = json.dumps(record.to_dict(), sort_keys=True) + "\n"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
-        fh.flush()
-        os.fsync(fh.fileno())
+    append_json_line(path, record.to_dict())
 
 
 def read_records(path: Path) -> Iterator[TrialRecord]:
