@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from loadgen.records.jsonl import RecordError, append_json_line, json_objects
+from loadgen.records.jsonl import RecordError, append_json_line, check_version, json_objects
 
 COST_SCHEMA = "fwbench.cost/1"
 KNOWN_COST_SCHEMAS = frozenset({COST_SCHEMA})
@@ -146,11 +146,7 @@ class CostRecord:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CostRecord:
         schema = d.get("schema")
-        if schema not in KNOWN_COST_SCHEMAS:
-            raise RecordError(
-                f"cost record version {schema!r} is not one this fwbench reads "
-                f"(knows {', '.join(sorted(KNOWN_COST_SCHEMAS))}); use the fwbench that wrote it"
-            )
+        check_version("cost record version", schema, KNOWN_COST_SCHEMAS)
         status = d.get("status")
         if status not in ("ok", "failed"):
             raise RecordError(f"cost record status {status!r} is not 'ok' or 'failed'")

@@ -20,6 +20,16 @@ class RecordError(ValueError):
     """A record, header or samples file this fwbench cannot read: the message names it."""
 
 
+def check_version(what: str, schema: object, known: frozenset[str]) -> None:
+    """Refuse a ``schema`` (a record's version) this fwbench does not read, naming the ones it
+    does; ``what`` names the version ("run version", "samples format", ...)."""
+    if schema not in known:
+        raise RecordError(
+            f"{what} {schema!r} is not one this fwbench reads "
+            f"(knows {', '.join(sorted(known))}); use the fwbench that wrote it"
+        )
+
+
 def append_json_line(path: Path, obj: Mapping[str, Any]) -> None:
     """Append ``obj`` as one whole line and make it durable (flushed, fsynced) before returning:
     a writer killed later never tears a line it has already written."""

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from loadgen.records.jsonl import RecordError
+from loadgen.records.jsonl import RecordError, check_version
 
 RUN_SCHEMA = "fwbench.run/1"
 KNOWN_RUN_SCHEMAS = frozenset({RUN_SCHEMA})
@@ -72,11 +72,7 @@ class RunHeader:
     def from_dict(cls, d: Mapping[str, Any], *, fallback_id: str = "") -> RunHeader:
         """A header from its JSON table; refuses versions this fwbench does not know."""
         schema = d.get("schema")
-        if schema not in KNOWN_RUN_SCHEMAS:
-            raise RecordError(
-                f"run version {schema!r} is not one this fwbench reads "
-                f"(knows {', '.join(sorted(KNOWN_RUN_SCHEMAS))}); use the fwbench that wrote it"
-            )
+        check_version("run version", schema, KNOWN_RUN_SCHEMAS)
         finished = d.get("finished_at")
         return cls(
             run_id=str(d.get("run_id") or fallback_id),

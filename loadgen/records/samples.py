@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from loadgen.records.jsonl import RecordError, json_objects
+from loadgen.records.jsonl import RecordError, check_version, json_objects
 
 SCHEMA = "fwbench.samples/1"  # the header line of a samples file
 KNOWN_SCHEMAS = frozenset({SCHEMA})
@@ -77,11 +77,10 @@ def read_samples(path: Path) -> list[Sample]:
     out: list[Sample] = []
     for n, raw in json_objects(path):
         if "schema" in raw:
-            if raw["schema"] not in KNOWN_SCHEMAS:
-                raise RecordError(
-                    f"{path}:{n}: samples format {raw['schema']!r} is not one this fwbench "
-                    f"reads (knows {', '.join(sorted(KNOWN_SCHEMAS))})"
-                )
+            try:
+                check_version("samples format", raw["schema"], KNOWN_SCHEMAS)
+            except RecordError as exc:
+                raise RecordError(f"{path}:{n}: {exc}") from None
             continue
         try:
             out.append(Sample.from_dict(raw))

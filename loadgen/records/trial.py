@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from loadgen.records.jsonl import RecordError, append_json_line, json_objects
+from loadgen.records.jsonl import RecordError, append_json_line, check_version, json_objects
 
 SCHEMA = "fwbench.trial/1"
 KNOWN_SCHEMAS = frozenset({SCHEMA})
@@ -131,12 +131,7 @@ class TrialRecord:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrialRecord:
-        schema = d.get("schema")
-        if schema not in KNOWN_SCHEMAS:
-            raise RecordError(
-                f"record version {schema!r} is not one this fwbench reads "
-                f"(knows {', '.join(sorted(KNOWN_SCHEMAS))})"
-            )
+        check_version("record version", d.get("schema"), KNOWN_SCHEMAS)
         data = dict(d)
         for key in ("latency_ms", "latency_uncorrected_ms"):
             if data.get(key) is not None:
