@@ -28,6 +28,11 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("targets", "commands.targets", "list the targets and their metadata"),
     Command("envs", "commands.envs", "build the targets' environments (cached by input hash)"),
+    Command(
+        "lock",
+        "commands.lock",
+        "re-resolve targets' locks from requirements.in (--upgrade: newest; --check)",
+    ),
     Command("verify", "commands.verify", "check that targets build, serve and answer right"),
     Command("run", "commands.run", "run the load matrix and write a run directory"),
     Command("bench", "commands.bench", "build, verify, measure and report (what make bench runs)"),

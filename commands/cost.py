@@ -20,7 +20,7 @@ from commands.common import config_from, discover_targets, split_names
 from loadgen import machine
 from loadgen.config import Config, ConfigError, to_dict
 from loadgen.cost import CostSpec, cost_pass, find_tool
-from loadgen.envs import Env, build_all
+from loadgen.envs import Env, build_all, index_args
 from loadgen.procs import pinned
 from loadgen.records import COST_FILE, COST_LIMITS, CostRecord, RunHeader, append_cost
 from loadgen.runner import new_run_id, now_iso
@@ -49,7 +49,7 @@ def envs_for(
     cfg: Config, targets: Sequence[Target], say: Callable[[str], None]
 ) -> list[tuple[Target, Env | None, str]]:
     """Every target's environment (built or reused), or the reason it has none."""
-    outcomes = build_all(list(targets), cfg.path("envs_dir"))
+    outcomes = build_all(list(targets), cfg.path("envs_dir"), sources=index_args(cfg))
     out: list[tuple[Target, Env | None, str]] = []
     for t, o in zip(targets, outcomes, strict=True):
         if o.env is None:

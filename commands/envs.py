@@ -7,7 +7,7 @@ import sys
 import time
 
 from commands.common import config_from, discover_targets
-from loadgen.envs import BuildOutcome, build_all
+from loadgen.envs import BuildOutcome, build_all, index_args
 from loadgen.table import mib
 from loadgen.targets import Target
 
@@ -39,7 +39,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{i}/{n}] building env {t.name} (uv) ...", flush=True)
 
     outcomes = build_all(
-        targets, cfg.path("envs_dir"), rebuild=args.rebuild, report=report, starting=starting
+        targets,
+        cfg.path("envs_dir"),
+        rebuild=args.rebuild,
+        report=report,
+        starting=starting,
+        sources=index_args(cfg),
     )
     failed = [o for o in outcomes if o.env is None]
     size = sum(o.env.size_bytes for o in outcomes if o.env)

@@ -32,6 +32,7 @@ MIN_RATE = 0.001
 """The lowest open-loop rate, requests/s (one request in 1000 s)."""
 
 ClientKind = Literal["raw", "locust"]
+Channel = Literal["pinned", "latest", "pre"]  # as loadgen.records.packages.CHANNELS
 LoadModel = Literal["closed", "open"]
 Scenario = Literal["hello", "browse"]
 
@@ -51,6 +52,19 @@ class Paths:
     envs_dir: str = ".envs"
     reports_dir: str = "reports"
     history: str = "reports/history.sqlite"
+
+
+@dataclass(frozen=True)
+class Envs:
+    """Where packages come from, for every environment build and every resolution (uv).
+
+    ``find_links`` folders are taken from the config's folder when relative. ``no_index``:
+    only the ``find_links`` folders (an offline mirror of wheels)."""
+
+    index_url: str = ""  # empty: uv's default (PyPI, or UV_INDEX_URL)
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,9 @@ class Run:
     trials: int = 3
     load: tuple[LoadSetting, ...] = (LoadSetting(),)
     cost: bool = False  # after the load matrix, a cost pass (instructions per request)
+    # pinned: the committed lock; latest: requirements.in re-resolved to the newest releases
+    # at run time (series "<target>@latest"); pre: pre-releases too ("<target>@pre")
+    channels: tuple[Channel, ...] = ("pinned",)
 
 
 @dataclass(frozen=True)
@@ -158,11 +175,15 @@ class Check:
     cp_window: int = 50  # history gate: points per window
     nights_held: int = 3  # history gate: nights a drop must hold before it alerts
     acknowledge: tuple[Ack, ...] = ()
+    auto_bisect: bool = False  # nightly: bisect the packages of a new history alert
+    bisect_budget: float = 3600.0  # seconds all of one night's bisects may take
+    bisect_trials: int = 7  # trials per side and per candidate environment in a bisect
 
 
 @dataclass(frozen=True)
 class Config:
     paths: Paths = field(default_factory=Paths)
+    envs: Envs = field(default_factory=Envs)
     cpus: Cpus = field(default_factory=Cpus)
     server: Server = field(default_factory=Server)
     network: Network = field(default_factory=Network)
@@ -178,6 +199,12 @@ class Config:
         value = getattr(self.paths, name)
         p = Path(value)
         return p if p.is_absolute() else Path(self.root) / p
+
+    def find_links(self) -> tuple[Path, ...]:
+        """``envs.find_links`` as absolute folders (relative ones from the config's folder)."""
+        return tuple(
+            p if p.is_absolute() else Path(self.root) / p for p in map(Path, self.envs.find_links)
+        )
 
     def override(self, **changes: Any) -> Config:
         """A copy with dotted keys replaced (``run.trials=5``), validated like the file."""
@@ -360,6 +387,10 @@ def _check(cfg: Config) -> None:
         raise ConfigError("check.min_trials", "must be at least 2")
     _positive("check.cp_window", c.cp_window)
     _positive("check.nights_held", c.nights_held)
+    _seconds("check.bisect_budget", c.bisect_budget, positive=True)
+    if c.bisect_trials < 2:
+        raise ConfigError("check.bisect_trials", "must be at least 2 (7 or more to gate)")
+    _check_envs(cfg)
     for i, pair in enumerate(c.pairs):
         if not pair.baseline or not pair.candidate:
             raise ConfigError(f"check.pairs[{i}]", "needs both baseline and candidate")
@@ -390,8 +421,26 @@ def _check(cfg: Config) -> None:
         )
 
 
+def _check_envs(cfg: Config) -> None:
+    e = cfg.envs
+    for key, url in [("envs.index_url", e.index_url)] + [
+        (f"envs.extra_index_urls[{i}]", u) for i, u in enumerate(e.extra_index_urls)
+    ]:
+        if url and not re.match(r"^(https?|file)://\S+$", url):
+            raise ConfigError(key, f"{url!r} is not an http(s):// or file:// URL")
+    for i, folder in enumerate(cfg.find_links()):
+        if not folder.is_dir():
+            raise ConfigError(f"envs.find_links[{i}]", f"{folder} is not a folder")
+    if e.no_index and not e.find_links:
+        raise ConfigError("envs.no_index", "needs envs.find_links: with no index, from where?")
+
+
 def _check_run(run: Run, section: str, cfg: Config) -> None:
     _positive(f"{section}.trials", run.trials)
+    if not run.channels:
+        raise ConfigError(f"{section}.channels", 'is empty; list "pinned", "latest" or "pre"')
+    if len(set(run.channels)) != len(run.channels):
+        raise ConfigError(f"{section}.channels", "lists a channel twice")
     if not run.targets:
         raise ConfigError(f"{section}.targets", 'is empty; list target names or "all"')
     if not run.load:

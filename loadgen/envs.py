@@ -20,10 +20,11 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from loadgen.config import Config
 from loadgen.procs import child_env
 from loadgen.targets import Target
 
@@ -123,6 +124,21 @@ def env_path(envs_dir: Path, target: Target, digest: str) -> Path:
     return envs_dir / f"{target.name}-{digest}"
 
 
+def index_args(cfg: Config) -> list[str]:
+    """uv's package-source options from ``[envs]``."""
+    e = cfg.envs
+    args: list[str] = []
+    if e.index_url:
+        args += ["--index-url", e.index_url]
+    for url in e.extra_index_urls:
+        args += ["--extra-index-url", url]
+    for folder in cfg.find_links():
+        args += ["--find-links", str(folder)]
+    if e.no_index:
+        args.append("--no-index")
+    return args
+
+
 def say_building(target: Target) -> None:
     """The default word before a real build (minutes on a cold cache): on stderr."""
     print(f"fwbench: building env {target.name} (uv) ...", file=sys.stderr, flush=True)
@@ -134,11 +150,12 @@ def ensure_env(
     *,
     rebuild: bool = False,
     starting: Callable[[Target], None] | None = say_building,
+    sources: Sequence[str] = (),
 ) -> Env:
     """The target's environment, built if missing or stale; raises :class:`EnvError`.
 
     ``starting`` is called just before a real build begins (never for a cached environment);
-    None says nothing."""
+    None says nothing. ``sources``: uv's package-source options (:func:`index_args`)."""
     envs_dir = envs_dir.resolve()  # servers run with the target folder as cwd
     uv = uv_path()
     python = find_python(target.python)
@@ -161,10 +178,10 @@ def ensure_env(
     envs_dir.mkdir(parents=True, exist_ok=True)
     with _lock(envs_dir / f".{target.name}.lock"):
         if marker.is_file() and not rebuild:  # another process built it while we waited
-            return ensure_env(target, envs_dir, starting=None)
+            return ensure_env(target, envs_dir, starting=None, sources=sources)
         if starting is not None:
             starting(target)
-        return _build(target, uv, python, version, digest, path)
+        return _build(target, uv, python, version, digest, path, sources)
 
 
 @contextlib.contextmanager
@@ -177,7 +194,15 @@ def _lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _build(target: Target, uv: str, python: Path, version: str, digest: str, path: Path) -> Env:
+def _build(
+    target: Target,
+    uv: str,
+    python: Path,
+    version: str,
+    digest: str,
+    path: Path,
+    sources: Sequence[str] = (),
+) -> Env:
     # Built in place (a venv's scripts name their own path, so it cannot be moved afterwards);
     # the ready marker is written last, so a build that dies half-way is never reused.
     marker = path / READY
@@ -187,7 +212,10 @@ def _build(target: Target, uv: str, python: Path, version: str, digest: str, pat
     try:
         _step([uv, "venv", "-q", "-p", str(python), str(path)], "create the venv")
         _step(
-            [uv, "pip", "sync", "-q", "-p", str(env_python), str(target.requirements)],
+            [
+                *(uv, "pip", "sync", "-q", "-p", str(env_python)),
+                *(str(target.requirements), *sources),
+            ],
             "install the pinned requirements",
             cwd=target.dir,
         )
@@ -305,11 +333,12 @@ def build_one(
     *,
     rebuild: bool = False,
     starting: Callable[[Target], None] | None = say_building,
+    sources: Sequence[str] = (),
 ) -> BuildOutcome:
     """The target's environment, built or reused; a failure is an outcome, not an exception.
-    ``starting``: as :func:`ensure_env`'s."""
+    ``starting``, ``sources``: as :func:`ensure_env`'s."""
     try:
-        env = ensure_env(target, envs_dir, rebuild=rebuild, starting=starting)
+        env = ensure_env(target, envs_dir, rebuild=rebuild, starting=starting, sources=sources)
     except EnvError as exc:
         return BuildOutcome(target.name, None, str(exc), exc.detail)
     return BuildOutcome(target.name, env)
@@ -322,12 +351,13 @@ def build_all(
     rebuild: bool = False,
     report: Callable[[int, int, BuildOutcome], None] | None = None,
     starting: Callable[[int, int, Target], None] | None = None,
+    sources: Sequence[str] = (),
 ) -> list[BuildOutcome]:
     """Build every target's environment; a failure is recorded and the others go on.
 
     ``starting(i, n, target)`` is called just before a real build begins (not for a cached
     environment); without it, :func:`say_building` says so on stderr. ``report(i, n,
-    outcome)`` after each target."""
+    outcome)`` after each target. ``sources``: as :func:`ensure_env`'s."""
     outcomes: list[BuildOutcome] = []
     n = len(targets)
     for i, t in enumerate(targets, 1):
@@ -338,7 +368,7 @@ def build_all(
             else:
                 starting(i, n, target)
 
-        outcome = build_one(t, envs_dir, rebuild=rebuild, starting=announce)
+        outcome = build_one(t, envs_dir, rebuild=rebuild, starting=announce, sources=sources)
         outcomes.append(outcome)
         if report:
             report(i, n, outcome)

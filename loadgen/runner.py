@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 from loadgen import machine
 from loadgen.config import Config, LoadSetting, to_dict
-from loadgen.envs import BuildOutcome, Env, build_all
+from loadgen.envs import BuildOutcome, Env, EnvError, build_all, index_args
 from loadgen.launcher import LaunchError, LaunchOptions, Server, start
 from loadgen.procs import pinned
 from loadgen.records import (
@@ -175,6 +175,7 @@ class Runner:
         (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.trials_path.touch()
+        unresolved = self._channels(out)
         warnings = machine.warnings(self.machine)
         self.header = RunHeader(
             run_id=self.run_id,
@@ -196,8 +197,13 @@ class Runner:
             )
             print(f"environment [{i}/{n}] {o.target}: {state}", file=out, flush=True)
 
-        outcomes = build_all(self.targets, self.cfg.path("envs_dir"), report=built)
-        self.builds = {o.target: o for o in outcomes}
+        outcomes = build_all(
+            [t for t in self.targets if t.name not in unresolved],
+            self.cfg.path("envs_dir"),
+            report=built,
+            sources=index_args(self.cfg),
+        )
+        self.builds = {**unresolved, **{o.target: o for o in outcomes}}
         for i, t in enumerate(self.targets, 1):
             v = verify_target(
                 t,
@@ -213,6 +219,35 @@ class Runner:
             if v.ok and env is not None:
                 self.envs[t.name] = env
         self._write_header(verdicts=tuple(v.to_dict() for v in self.verdicts.values()))
+
+    def _channels(self, out: TextIO) -> dict[str, BuildOutcome]:
+        """Expand the targets over ``run.channels``: each target on the latest (or pre)
+        channel gets its requirements.in resolved now into ``locks/``, and is measured as its
+        own series ``<target>@<channel>`` right after the pinned one. A resolution that fails
+        is that series' build failure (returned), and the run goes on."""
+        from loadgen.locks import LOCKS_DIR, channel_target, resolve_channel
+
+        channels = self.cfg.run.channels
+        if channels == ("pinned",):
+            return {}
+        failed: dict[str, BuildOutcome] = {}
+        expanded: list[Target] = []
+        for t in self.targets:
+            for ch in channels:
+                if ch == "pinned":
+                    expanded.append(t)
+                    continue
+                print(f"resolve {t.name} on the {ch} channel (uv) ...", file=out, flush=True)
+                try:
+                    lock = resolve_channel(t, ch, self.run_dir / LOCKS_DIR, self.cfg)
+                    ct = channel_target(t, ch, lock)
+                except EnvError as exc:
+                    ct = channel_target(t, ch, self.run_dir / LOCKS_DIR / f"{t.name}@{ch}.txt")
+                    failed[ct.name] = BuildOutcome(ct.name, None, str(exc), exc.detail)
+                    print(f"resolve {ct.name}: FAILED: {exc}", file=out, flush=True)
+                expanded.append(ct)
+        self.targets = expanded
+        return failed
 
     # -- the matrix -----------------------------------------------------------------------------
 

@@ -47,10 +47,18 @@ class Target:
     setup: tuple[tuple[str, ...], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     startup_timeout: float = 0.0  # 0: the config's server.startup_timeout
+    channel: str = "pinned"  # "latest"/"pre": built from ``lock``, named "<folder>@<channel>"
+    lock: Path | None = None  # the resolved lock of a channel target (in the run folder)
 
     @property
     def requirements(self) -> Path:
-        return self.dir / "requirements.txt"
+        """The full lock the environment is built from."""
+        return self.lock or self.dir / "requirements.txt"
+
+    @property
+    def folder_name(self) -> str:
+        """The target's folder under ``targets/`` (its name without ``@channel``)."""
+        return self.dir.name
 
     @property
     def label(self) -> str:
@@ -86,6 +94,7 @@ class Target:
             "template": self.template,
             "keepalive": self.keepalive,
             "notes": self.notes,
+            "channel": self.channel,
         }
 
 
