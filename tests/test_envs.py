@@ -21,7 +21,15 @@ def fake_uv(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """uv, the interpreter and the build stood in for; returns the targets built, in order."""
     built: list[str] = []
 
-    def build(target: Target, uv: str, python: Path, version: str, digest: str, path: Path) -> Env:
+    def build(
+        target: Target,
+        uv: str,
+        python: Path,
+        version: str,
+        digest: str,
+        path: Path,
+        sources: object = (),
+    ) -> Env:
         built.append(target.name)
         path.mkdir(parents=True)
         (path / READY).write_text(json.dumps({"packages": [], "size_bytes": 1}))
