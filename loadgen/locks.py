@@ -35,6 +35,12 @@ from loadgen.targets import Target
 LOCKS_DIR = "locks"  # in a run folder: <series>.txt, the resolved lock of each channel target
 RESOLVE_TIMEOUT = 600.0
 
+
+def lock_file(locks_dir: Path, series: str) -> Path:
+    """Where a run folder keeps the lock a series was built from."""
+    return locks_dir / f"{series}.txt"
+
+
 _PIN = re.compile(r"^(\s*[A-Za-z0-9][A-Za-z0-9._-]*(?:\[[^\]]*\])?\s*)==(\s*[^\s;#,]+)(.*)$")
 _PATH_OPTION = re.compile(r"^(-e|--editable|-r|--requirement|-c|--constraint)(\s+|=)(\S+)(.*)$")
 
@@ -121,7 +127,7 @@ def resolve_channel(target: Target, channel: str, locks_dir: Path, cfg: Config) 
     series = series_name(target.name, channel)
     relaxed = locks_dir / f"{series}.in"
     relaxed.write_text(relax(src.read_text(encoding="utf-8"), target.dir), encoding="utf-8")
-    out = locks_dir / f"{series}.txt"
+    out = lock_file(locks_dir, series)
     out.unlink(missing_ok=True)
     compile_lock(
         relaxed,

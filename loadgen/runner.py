@@ -127,6 +127,16 @@ class Progress:
         print(msg.ljust(60), file=self.out, flush=True)
 
 
+def _keep_lock(t: Target, locks: Path) -> None:
+    """A copy of the lock ``t`` is built from, as ``locks/<series>.txt`` in the run folder."""
+    from loadgen.locks import lock_file
+
+    if t.requirements.is_file():
+        dest = lock_file(locks, t.name)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(t.requirements.read_bytes())
+
+
 def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m}m{s:02d}s"
@@ -224,25 +234,24 @@ class Runner:
         """Expand the targets over ``run.channels``: each target on the latest (or pre)
         channel gets its requirements.in resolved now into ``locks/``, and is measured as its
         own series ``<target>@<channel>`` right after the pinned one. A resolution that fails
-        is that series' build failure (returned), and the run goes on."""
-        from loadgen.locks import LOCKS_DIR, channel_target, resolve_channel
+        is that series' build failure (returned), and the run goes on. A pinned target's lock
+        is copied into ``locks/`` too: every series' lock is in its run folder (bisect, diffs)."""
+        from loadgen.locks import LOCKS_DIR, channel_target, lock_file, resolve_channel
 
-        channels = self.cfg.run.channels
-        if channels == ("pinned",):
-            return {}
+        locks = self.run_dir / LOCKS_DIR
         failed: dict[str, BuildOutcome] = {}
         expanded: list[Target] = []
         for t in self.targets:
-            for ch in channels:
+            for ch in self.cfg.run.channels:
                 if ch == "pinned":
+                    _keep_lock(t, locks)
                     expanded.append(t)
                     continue
                 print(f"resolve {t.name} on the {ch} channel (uv) ...", file=out, flush=True)
                 try:
-                    lock = resolve_channel(t, ch, self.run_dir / LOCKS_DIR, self.cfg)
-                    ct = channel_target(t, ch, lock)
+                    ct = channel_target(t, ch, resolve_channel(t, ch, locks, self.cfg))
                 except EnvError as exc:
-                    ct = channel_target(t, ch, self.run_dir / LOCKS_DIR / f"{t.name}@{ch}.txt")
+                    ct = channel_target(t, ch, lock_file(locks, f"{t.name}@{ch}"))
                     failed[ct.name] = BuildOutcome(ct.name, None, str(exc), exc.detail)
                     print(f"resolve {ct.name}: FAILED: {exc}", file=out, flush=True)
                 expanded.append(ct)
