@@ -171,6 +171,10 @@ class CostPoint:
     cost: float
     spread_pct: float
 
+    def value(self, metric: str) -> float | None:
+        """The figure of ``metric``: only ``cost`` (instructions per request) is one."""
+        return self.cost if metric == "cost" else None
+
 
 @dataclass(frozen=True)
 class AlertRow:

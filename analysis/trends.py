@@ -2,10 +2,11 @@
 
 For one machine fingerprint (the runs of other machines are never drawn on the same axes),
 every series (target, load setting, connections) gets a small plot of its nightly median
-requests/s, and another of its p50 latency; the change points the history gate finds are drawn
-as dashed vertical lines at the first night of the new level, red when it got worse, green when
-better, with the change in percent. Figures follow :mod:`analysis.charts`' style (constrained
-layout, Agg, PNG + SVG).
+requests/s, and another of its p50 latency; every target with a cost pass (``fwbench cost``,
+``[nightly] cost``) one of its instructions per request. The change points the history gate
+finds are drawn as dashed vertical lines at the first night of the new level, red when it got
+worse, green when better, with the change in percent. Figures follow :mod:`analysis.charts`'
+style (constrained layout, Agg, PNG + SVG).
 
 Output of :func:`write_trends` in a report folder: ``trends/<metric>.png`` and ``.svg``,
 ``trends/trends.md`` (Markdown with image links) and ``trends/trends.html`` (an HTML
@@ -21,7 +22,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import matplotlib
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -30,8 +31,8 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from analysis.changepoint import ChangePoint, change_points
 from analysis.charts import DPI, FONT, STYLE, Chart, label, render
-from analysis.gate import HIGHER_IS_BETTER, LABELS, HistoryParams
-from analysis.history import History, NightPoint, SeriesKey
+from analysis.gate import COST, HIGHER_IS_BETTER, LABELS, HistoryParams
+from analysis.history import History, SeriesKey
 
 TRENDS_DIR = "trends"
 MARKER = "<!-- fwbench:trends -->"
@@ -42,14 +43,26 @@ COLUMNS = 3
 WORSE, BETTER, LINE = "#c0392b", "#2e7d32", "#3b6ea5"
 
 
+class Point(Protocol):
+    """One night of a series: a load series' NightPoint or a target's CostPoint."""
+
+    @property
+    def night(self) -> str: ...
+
+    def value(self, metric: str) -> float | None: ...
+
+
 @dataclass(frozen=True)
 class SeriesTrend:
     key: SeriesKey
-    points: tuple[NightPoint, ...]
+    points: tuple[Point, ...]
     change_points: dict[str, tuple[ChangePoint, ...]] = field(default_factory=dict)
+    title: str = ""  # instead of "target (load, cN)"
 
     @property
     def name(self) -> str:
+        if self.title:
+            return self.title
         target, load, conns = self.key
         return f"{target} ({load}, c{conns})"
 
@@ -73,21 +86,42 @@ def trend_data(
     history: History, fingerprint: str, params: HistoryParams
 ) -> tuple[SeriesTrend, ...]:
     """Every series of one machine with its change points per charted metric."""
-    out = []
-    for key, points in history.series(fingerprint).items():
-        cps: dict[str, tuple[ChangePoint, ...]] = {}
-        for metric in CHART_METRICS:
-            values = [p.value(metric) for p in points]
-            if len(values) >= params.min_nights and all(v is not None for v in values):
-                cps[metric] = tuple(
-                    change_points(
-                        [float(v) for v in values if v is not None],
-                        window=params.window,
-                        max_pvalue=params.max_pvalue,
-                    )
+    return tuple(
+        SeriesTrend(key, tuple(points), _change_points(points, CHART_METRICS, params))
+        for key, points in history.series(fingerprint).items()
+    )
+
+
+def cost_trend_data(
+    history: History, fingerprint: str, params: HistoryParams
+) -> tuple[SeriesTrend, ...]:
+    """Every target's instructions per request on one machine, with its change points."""
+    return tuple(
+        SeriesTrend(
+            (target, COST, 1),
+            tuple(points),
+            _change_points(points, (COST,), params),
+            title=f"{target} (callgrind)",
+        )
+        for target, points in history.cost_series(fingerprint).items()
+    )
+
+
+def _change_points(
+    points: Sequence[Point], metrics: Sequence[str], params: HistoryParams
+) -> dict[str, tuple[ChangePoint, ...]]:
+    cps: dict[str, tuple[ChangePoint, ...]] = {}
+    for metric in metrics:
+        values = [p.value(metric) for p in points]
+        if len(values) >= params.min_nights and all(v is not None for v in values):
+            cps[metric] = tuple(
+                change_points(
+                    [float(v) for v in values if v is not None],
+                    window=params.window,
+                    max_pvalue=params.max_pvalue,
                 )
-        out.append(SeriesTrend(key, tuple(points), cps))
-    return tuple(out)
+            )
+    return cps
 
 
 def chart(series: Sequence[SeriesTrend], metric: str, machine: str) -> Figure | None:
@@ -126,7 +160,7 @@ def chart(series: Sequence[SeriesTrend], metric: str, machine: str) -> Figure | 
         ax.xaxis.set_major_formatter(
             FuncFormatter(lambda v, _, n=nights: n[int(v)][5:] if 0 <= int(v) < len(n) else "")
         )
-        if metric == "rps":
+        if metric in ("rps", COST):
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
         ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
     fig.suptitle(
@@ -162,13 +196,15 @@ def build(
             return None
         fingerprint = latest.fingerprint
     machine = _describe(history, fingerprint)
-    series = trend_data(history, fingerprint, params)
+    load_series = trend_data(history, fingerprint, params)
+    cost_series = cost_trend_data(history, fingerprint, params)
+    series = load_series + cost_series
     charts = []
-    for metric in CHART_METRICS:
+    for metric, drawn in [(m, load_series) for m in CHART_METRICS] + [(COST, cost_series)]:
         with matplotlib.rc_context(cast(Any, STYLE)):
-            fig = chart(series, metric, machine)
+            fig = chart(drawn, metric, machine)
         if fig is not None:
-            alt = f"{LABELS[metric]} per night for {len(series)} series, change points marked"
+            alt = f"{LABELS[metric]} per night for {len(drawn)} series, change points marked"
             charts.append(render(fig, f"trend-{metric}", f"{LABELS[metric]} per night", alt))
     others = sum(n for fp, n in history.fingerprints().items() if fp != fingerprint)
     t = Trends(fingerprint, machine, series, tuple(charts), others)

@@ -429,6 +429,15 @@ def test_stored_cost_nights_reach_the_history_gate_through_check(tmp_path: Path)
     cost = [f for f in r.findings if f.metric == "cost"]
     assert r.status == 1 and [f.change_run_id for f in cost] == ["20261117T020000Z-cost"]
     assert "instructions/request" in r.markdown
+    from analysis.trends import build
+
+    with History(hist) as h:
+        trends = build(h)
+    assert trends is not None and "trend-cost" in [c.name for c in trends.charts]
+    (series,) = [s for s in trends.series if s.name == "starlette (callgrind)"]
+    (cp,) = series.change_points["cost"]
+    assert series.points[cp.index].night == "2026-11-17" and 1.0 < cp.change_pct < 1.4
+    assert "starlette (callgrind)" in trends.html and "instructions/request" in trends.html
     refused = run_check(
         replace(cfg, check=Check(cost_min_change_pct=0.05)), history_gate=True,
         today=date(2026, 12, 1),
