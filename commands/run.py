@@ -27,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", choices=("hello", "browse"), help="locust scenario")
     p.add_argument("--users", type=int, help="locust users (default: the connection count)")
     p.add_argument(
+        "--workers",
+        help="comma-separated worker counts, a sweep (e.g. 1,2): each on its own server CPUs",
+    )
+    p.add_argument(
         "--cost",
         action="store_true",
         default=None,
@@ -41,14 +45,9 @@ def configure(args: argparse.Namespace) -> Config:
         cfg = cfg.override(**{"run.trials": args.trials})
     if getattr(args, "cost", None):
         cfg = cfg.override(**{"run.cost": True})
-    conns = None
-    if args.connections:
-        try:
-            conns = [int(c) for c in args.connections.split(",") if c.strip()]
-        except ValueError:
-            raise ConfigError(
-                "--connections", f"{args.connections!r} is not a list of numbers", source="flag"
-            ) from None
+    if getattr(args, "workers", None):
+        cfg = cfg.override(**{"server.workers": _numbers("--workers", args.workers)})
+    conns = _numbers("--connections", args.connections) if args.connections else None
     return override_loads(
         cfg,
         client=args.client,
@@ -60,6 +59,16 @@ def configure(args: argparse.Namespace) -> Config:
         scenario=args.scenario,
         users=args.users,
     )
+
+
+def _numbers(flag: str, text: str) -> list[int]:
+    try:
+        values = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise ConfigError(flag, f"{text!r} is not a list of numbers", source="flag") from None
+    if not values:
+        raise ConfigError(flag, "is empty", source="flag")
+    return values
 
 
 def make_runner(cfg: Config, names: list[str]) -> Runner:

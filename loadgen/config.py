@@ -79,7 +79,13 @@ class Cpus:
 class Server:
     host: str = "127.0.0.1"
     port: int = 0  # 0: a free port is picked for every start
-    workers: int = 1
+    # Worker processes; a list is a sweep: each count is its own series ("<target>@w4" for all
+    # but the first) on the first N CPUs of cpus.server (one CPU per worker).
+    workers: tuple[int, ...] = (1,)
+    # "own": a count needs that many CPUs in cpus.server (refused otherwise, before any load);
+    # "shared": counts beyond cpus.server also take cpus.client's CPUs, sharing them with the
+    # client (for a small machine; the report says which counts shared).
+    worker_cpus: Literal["own", "shared"] = "own"
     startup_timeout: float = 60.0
     stop_grace: float = 5.0
 
@@ -357,7 +363,7 @@ def _check(cfg: Config) -> None:
             "cpus.client", f"shares CPU {min(both)} with cpus.server; keep them apart"
         )
     s = cfg.server
-    _positive("server.workers", s.workers)
+    _check_workers(cfg)
     if not 0 <= s.port <= 65535:
         raise ConfigError("server.port", f"{s.port} is out of range 0..65535")
     if 0 < s.port < 1024:
@@ -419,6 +425,36 @@ def _check(cfg: Config) -> None:
         raise ConfigError(
             "sampler.saturation_pct", f"must be in (0, 100], got {cfg.sampler.saturation_pct}"
         )
+
+
+def _check_workers(cfg: Config) -> None:
+    """A worker count runs on its own CPUs (one each): a sweep larger than ``cpus.server`` is
+    refused here, before any environment is built or any load is sent."""
+    workers = cfg.server.workers
+    if not workers:
+        raise ConfigError("server.workers", "needs at least one worker count")
+    if len(set(workers)) != len(workers):
+        raise ConfigError("server.workers", "lists a worker count twice")
+    have = len(cfg.cpus.server)
+    if cfg.server.worker_cpus == "shared":
+        have += len(cfg.cpus.client)
+    for i, n in enumerate(workers):
+        if not 1 <= n <= 4096:
+            raise ConfigError(f"server.workers[{i}]", f"{n} is out of range 1..4096")
+        if n > have and cfg.server.worker_cpus == "shared":
+            raise ConfigError(
+                f"server.workers[{i}]",
+                f"{n} workers need {n} CPUs; cpus.server and cpus.client have {have} in all",
+            )
+        if n > have:
+            raise ConfigError(
+                f"server.workers[{i}]",
+                f"{n} workers need {n} server CPUs (one each) but cpus.server has {have} "
+                f"({_ranges(set(cfg.cpus.server))}); this machine has "
+                f"{len(available_cpus())} usable CPU(s) and the client keeps its own: "
+                f"list at most {have} worker(s), more CPUs in cpus.server, or set "
+                'server.worker_cpus = "shared" to let larger counts share the client\'s CPUs',
+            )
 
 
 def _check_envs(cfg: Config) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from loadgen.config import Config
 from loadgen.procs import child_env
+from loadgen.records.series import parse_series
 from loadgen.targets import Target
 
 READY = ".fwbench-env.json"
@@ -120,8 +121,14 @@ def env_hash(target: Target, python: Path, python_version: str, uv_version: str)
     return h.hexdigest()[:12]
 
 
+def env_name(target: Target) -> str:
+    """The environment's name: the series' without its worker count (``flask@w4`` runs in
+    ``flask``'s environment; ``flask@latest`` and ``flask@py3.13`` have their own)."""
+    return parse_series(target.name).without_workers
+
+
 def env_path(envs_dir: Path, target: Target, digest: str) -> Path:
-    return envs_dir / f"{target.name}-{digest}"
+    return envs_dir / f"{env_name(target)}-{digest}"
 
 
 def index_args(cfg: Config) -> list[str]:
@@ -176,7 +183,7 @@ def ensure_env(
             cached=True,
         )
     envs_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(envs_dir / f".{target.name}.lock"):
+    with _lock(envs_dir / f".{env_name(target)}.lock"):
         if marker.is_file() and not rebuild:  # another process built it while we waited
             return ensure_env(target, envs_dir, starting=None, sources=sources)
         if starting is not None:
@@ -310,12 +317,9 @@ def _step(
 
 
 def _remove_stale(envs_dir: Path, target: Target, keep: Path) -> None:
-    for p in envs_dir.glob(f"{target.name}-*"):
-        if (
-            p != keep
-            and p.is_dir()
-            and re.fullmatch(rf"{re.escape(target.name)}-[0-9a-f]{{12}}", p.name)
-        ):
+    name = env_name(target)
+    for p in envs_dir.glob(f"{name}-*"):
+        if p != keep and p.is_dir() and re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{12}}", p.name):
             shutil.rmtree(p, ignore_errors=True)
 
 

@@ -65,14 +65,24 @@ class LaunchOptions:
     extra_env: tuple[tuple[str, str], ...] = ()
     timeout_scale: float = 1.0
     probe_timeout: float = 2.0  # for one answer while waiting for the first good one
+    # server.worker_cpus = "shared": CPUs a count larger than ``cpus`` may also take (the
+    # client's), in order
+    spare_cpus: tuple[int, ...] = ()
 
     @classmethod
     def from_config(cls, cfg: Config) -> LaunchOptions:
         s = cfg.server
-        return cls(s.host, s.port, s.workers, cfg.cpus.server, s.startup_timeout, s.stop_grace)
+        return cls(s.host, s.port, s.workers[0], cfg.cpus.server, s.startup_timeout, s.stop_grace)
 
 
 DEFAULT_LAUNCH = LaunchOptions()
+
+
+def server_cpus(opts: LaunchOptions, workers: int) -> tuple[int, ...]:
+    """The CPUs a server of ``workers`` workers runs on: the first N of the server set, then
+    of the spare (client) CPUs when shared; a set smaller than N (a library caller's) whole."""
+    pool = opts.cpus + opts.spare_cpus if opts.cpus else ()
+    return pool[:workers] if len(pool) >= workers else opts.cpus
 
 
 @dataclass
@@ -133,14 +143,17 @@ def start(
     target: Target, env: Env, *, log_dir: Path, opts: LaunchOptions = DEFAULT_LAUNCH
 ) -> Server:
     """Start and wait for the first good answer; raises :class:`LaunchError` (nothing left)."""
-    host, port, cpus = opts.host, opts.port, opts.cpus
+    host, port = opts.host, opts.port
+    workers = target.workers or opts.workers
+    # N workers run on N CPUs, one each (a sweep's scaling is per core)
+    cpus = server_cpus(opts, workers)
     if port:
         held = port_holder(host, port)
         if held:
             raise LaunchError(held)
     else:
         port = free_port(host)
-    argv = target.argv(host=host, port=port, workers=opts.workers, python=str(env.python))
+    argv = target.argv(host=host, port=port, workers=workers, python=str(env.python))
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{target.name}-{port}.log"
     if argv and "/" not in argv[0]:

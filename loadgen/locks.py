@@ -115,16 +115,19 @@ def compile_lock(
         raise EnvError(f"could not resolve {requirements_in} (exit {done.returncode})", detail)
 
 
-def resolve_channel(target: Target, channel: str, locks_dir: Path, cfg: Config) -> Path:
-    """The resolved lock of ``target`` on ``channel`` (``latest`` or ``pre``), written to
-    ``locks_dir/<target>@<channel>.txt`` next to the relaxed input it came from."""
+def resolve_channel(
+    target: Target, channel: str, locks_dir: Path, cfg: Config, *, series: str = ""
+) -> Path:
+    """The resolved lock of ``target`` on ``channel`` (``latest`` or ``pre``) for its
+    ``python``, written to ``locks_dir/<series>.txt`` (default ``<target>@<channel>``) next to
+    the relaxed input it came from."""
     if channel not in ("latest", "pre"):
         raise ValueError(f"no resolution for channel {channel!r}")
     src = target.dir / "requirements.in"
     if not src.is_file():
         raise EnvError(f"{target.name}: no requirements.in to resolve the {channel} channel from")
     locks_dir.mkdir(parents=True, exist_ok=True)
-    series = series_name(target.name, channel)
+    series = series or series_name(target.name, channel)
     relaxed = locks_dir / f"{series}.in"
     relaxed.write_text(relax(src.read_text(encoding="utf-8"), target.dir), encoding="utf-8")
     out = lock_file(locks_dir, series)

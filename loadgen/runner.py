@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 from loadgen import machine
 from loadgen.config import Config, LoadSetting, to_dict
-from loadgen.envs import BuildOutcome, Env, EnvError, build_all, index_args
+from loadgen.envs import BuildOutcome, Env, build_all, index_args
 from loadgen.launcher import LaunchError, LaunchOptions, Server, start
 from loadgen.procs import pinned
 from loadgen.records import (
@@ -127,16 +127,6 @@ class Progress:
         print(msg.ljust(60), file=self.out, flush=True)
 
 
-def _keep_lock(t: Target, locks: Path) -> None:
-    """A copy of the lock ``t`` is built from, as ``locks/<series>.txt`` in the run folder."""
-    from loadgen.locks import lock_file
-
-    if t.requirements.is_file():
-        dest = lock_file(locks, t.name)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(t.requirements.read_bytes())
-
-
 def _clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     return f"{m}m{s:02d}s"
@@ -185,7 +175,7 @@ class Runner:
         (self.run_dir / "samples").mkdir(parents=True, exist_ok=True)
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.trials_path.touch()
-        unresolved = self._channels(out)
+        unresolved = self._variants(out)
         warnings = machine.warnings(self.machine)
         self.header = RunHeader(
             run_id=self.run_id,
@@ -230,33 +220,19 @@ class Runner:
                 self.envs[t.name] = env
         self._write_header(verdicts=tuple(v.to_dict() for v in self.verdicts.values()))
 
-    def _channels(self, out: TextIO) -> dict[str, BuildOutcome]:
-        """Expand the targets over ``run.channels``: each target on the latest (or pre)
-        channel gets its requirements.in resolved now into ``locks/``, and is measured as its
-        own series ``<target>@<channel>`` right after the pinned one. A resolution that fails
-        is that series' build failure (returned), and the run goes on. A pinned target's lock
-        is copied into ``locks/`` too: every series' lock is in its run folder (bisect, diffs)."""
-        from loadgen.locks import LOCKS_DIR, channel_target, lock_file, resolve_channel
+    def _variants(self, out: TextIO) -> dict[str, BuildOutcome]:
+        """Every series of the targets (channels × interpreters × worker counts,
+        :mod:`loadgen.variants`), their locks in ``locks/``; returns the series whose lock
+        could not be resolved (their build failures)."""
+        from loadgen.locks import LOCKS_DIR
+        from loadgen.variants import expand
 
-        locks = self.run_dir / LOCKS_DIR
-        failed: dict[str, BuildOutcome] = {}
-        expanded: list[Target] = []
-        for t in self.targets:
-            for ch in self.cfg.run.channels:
-                if ch == "pinned":
-                    _keep_lock(t, locks)
-                    expanded.append(t)
-                    continue
-                print(f"resolve {t.name} on the {ch} channel (uv) ...", file=out, flush=True)
-                try:
-                    ct = channel_target(t, ch, resolve_channel(t, ch, locks, self.cfg))
-                except EnvError as exc:
-                    ct = channel_target(t, ch, lock_file(locks, f"{t.name}@{ch}"))
-                    failed[ct.name] = BuildOutcome(ct.name, None, str(exc), exc.detail)
-                    print(f"resolve {ct.name}: FAILED: {exc}", file=out, flush=True)
-                expanded.append(ct)
-        self.targets = expanded
-        return failed
+        def say(text: str) -> None:
+            print(text, file=out, flush=True)
+
+        found = expand(self.targets, self.cfg, self.run_dir / LOCKS_DIR, say)
+        self.targets = list(found.targets)
+        return found.failed
 
     # -- the matrix -----------------------------------------------------------------------------
 
@@ -503,7 +479,7 @@ class Runner:
             python=v.python if v else t.python,
             kind=t.kind,
             keepalive=bool(v.keepalive) if v else t.keepalive,
-            workers=self.cfg.server.workers,
+            workers=t.workers or self.cfg.server.workers[0],
             client=ld.client,
             client_settings={},
             load=ld.name,

@@ -49,6 +49,8 @@ class Target:
     startup_timeout: float = 0.0  # 0: the config's server.startup_timeout
     channel: str = "pinned"  # "latest"/"pre": built from ``lock``, named "<folder>@<channel>"
     lock: Path | None = None  # the resolved lock of a channel target (in the run folder)
+    pythons: tuple[str, ...] = ()  # every interpreter the target declares, ``python`` first
+    workers: int = 0  # a worker count of the sweep; 0: the config's first
 
     @property
     def requirements(self) -> Path:
@@ -95,6 +97,8 @@ class Target:
             "keepalive": self.keepalive,
             "notes": self.notes,
             "channel": self.channel,
+            "pythons": list(self.pythons or (self.python,)),
+            "workers": self.workers,
         }
 
 
@@ -177,9 +181,8 @@ def load_target(d: Path) -> Target:
     kind = r.text("kind")
     if kind not in KINDS:
         raise TargetError(f"{METADATA}: kind: {kind!r} is not 'html' or 'json'")
-    python = r.text("python")
-    if not _PY.match(python):
-        raise TargetError(f"{METADATA}: python: {python!r} is not X.Y (e.g. '3.11')")
+    pythons = r.versions("python")
+    python = pythons[0]
     command = r.argv("command")
     used = _placeholders("command", command, PLACEHOLDERS)
     for ph in ("host", "port"):
@@ -207,6 +210,7 @@ def load_target(d: Path) -> Target:
         framework_package=r.text("framework_package"),
         kind=kind,
         python=python,
+        pythons=pythons,
         server=r.text("server"),
         server_package=r.text("server_package"),
         server_worker=r.text("server_worker", ""),
@@ -282,6 +286,19 @@ class _Reader:
         if not isinstance(v, str) or (default is None and not v):
             raise TargetError(f"{METADATA}: {key}: expected a non-empty string")
         return v
+
+    def versions(self, key: str) -> tuple[str, ...]:
+        """``"3.11"`` or ``["3.11", "3.13"]``: X.Y interpreters, the first the default."""
+        v = self._get(key, _REQUIRED)
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, list) or not items:
+            raise TargetError(f"{METADATA}: {key}: expected 'X.Y' or a list of them")
+        for item in items:
+            if not isinstance(item, str) or not _PY.match(item):
+                raise TargetError(f"{METADATA}: {key}: {item!r} is not X.Y (e.g. '3.11')")
+        if len(set(items)) != len(items):
+            raise TargetError(f"{METADATA}: {key}: lists a version twice")
+        return tuple(items)
 
     def flag(self, key: str, default: bool) -> bool:
         v = self._get(key, default)

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
+from loadgen.records.series import SeriesName, parse_series
+
 Channel = Literal["pinned", "latest", "pre"]
 CHANNELS: tuple[Channel, ...] = ("pinned", "latest", "pre")
 
@@ -31,13 +33,14 @@ def norm_name(name: str) -> str:
 
 def series_name(target: str, channel: str) -> str:
     """``flask`` on the pinned channel, ``flask@latest`` on the latest one."""
-    return target if channel == "pinned" else f"{target}@{channel}"
+    return str(SeriesName(target, channel))
 
 
 def split_series(series: str) -> tuple[str, str]:
-    """``flask@latest`` → (``flask``, ``latest``); a plain name is on the pinned channel."""
-    base, sep, channel = series.partition("@")
-    return (base, channel) if sep else (series, "pinned")
+    """``flask@latest`` → (``flask``, ``latest``); a plain name is on the pinned channel
+    (other suffixes, ``@py3.13`` and ``@w4``: :func:`loadgen.records.series.parse_series`)."""
+    parts = parse_series(series)
+    return parts.base, parts.channel
 
 
 def parse_lock(text: str) -> dict[str, str]:
