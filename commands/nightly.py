@@ -45,6 +45,7 @@ def nightly_config(cfg: Config) -> Config:
             "run.trials": n.trials,
             "run.load": [to_dict(ld) for ld in n.load],
             "run.cost": n.cost,
+            "run.profile": n.profile,
         }
     )
 

@@ -32,6 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="after the matrix, count instructions per request (as fwbench cost)",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        default=None,
+        help="after the matrix, a profiled trial per target (py-spy flame graphs in the report)",
+    )
 
 
 def configure(args: argparse.Namespace) -> Config:
@@ -41,6 +47,8 @@ def configure(args: argparse.Namespace) -> Config:
         cfg = cfg.override(**{"run.trials": args.trials})
     if getattr(args, "cost", None):
         cfg = cfg.override(**{"run.cost": True})
+    if getattr(args, "profile", None):
+        cfg = cfg.override(**{"run.profile": True})
     conns = None
     if args.connections:
         try:
