@@ -366,6 +366,16 @@ def load_profiles(run_dirs: Sequence[Path]) -> list[ProfileView]:
     return out
 
 
+def sampled(r: ProfileRecord) -> str:
+    """What a profile's samples are, in words."""
+    if r.gil:
+        return (
+            "only the thread holding the GIL was sampled: the server's Python work (time in C "
+            "that released the GIL and the kernel's are not in it)"
+        )
+    return "every thread py-spy did not see idle was sampled (a pool's waiting threads are in it)"
+
+
 def write_pages(views: Sequence[ProfileView], out: Path) -> list[Path]:
     """One flame page per profiled target in ``out`` (``flame-<target>.html``)."""
     written = []
@@ -379,7 +389,7 @@ def write_pages(views: Sequence[ProfileView], out: Path) -> list[Path]:
             f"{r.rate_hz} Hz over {r.duration_s:.1f} s · {r.requests:,} requests on "
             f"{r.connections} connections · "
             f"{total / r.requests * 1000 if r.requests else 0:,.1f} samples per 1,000 requests"
-            f" · {r.py_spy} · run {r.run_id}"
+            f" · {r.py_spy} · run {r.run_id} · {sampled(r)}"
         )
         page = flame_page(f"Where the time went · {r.target}", v.stacks, requests=r.requests,
                           meta=meta)  # fmt: skip
@@ -396,8 +406,7 @@ def profiles_section(views: Sequence[ProfileView]) -> str:
         '<section id="profiles"><h2>Where the time went (py-spy flame graphs)</h2>',
         '<p class="small">A separate profiled trial per target after the measured ones (never '
         "ranked nor gated): py-spy sampled the server's processes while the raw client sent "
-        "load. Width: samples (CPU time of the server's Python threads; idle waits are not "
-        "sampled). Hover a frame, click to zoom, search by name.</p>",
+        "load. Width: samples. Hover a frame, click to zoom, search by name.</p>",
     ]
     for v in views:
         r = v.record
@@ -411,7 +420,8 @@ def profiles_section(views: Sequence[ProfileView]) -> str:
         )
         out.append(
             f'<p class="small"><a href="{esc(v.page_name)}">open the flame graph alone</a> · '
-            f"{total:,} samples · {r.requests:,} requests in {r.duration_s:.1f} s</p>"
+            f"{total:,} samples · {r.requests:,} requests in {r.duration_s:.1f} s · "
+            f"{esc(sampled(r))}</p>"
         )
         out.append(top_functions_table(function_table(v.stacks), total, r.requests, limit=10))
     failed = [v.record for v in views if not v.record.ok]

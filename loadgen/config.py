@@ -128,6 +128,7 @@ class Profile:
     rate: int = 100  # samples per second (py-spy's default)
     connections: int = 64
     warmup: float = 2.0  # seconds of load before py-spy attaches
+    gil: bool = True  # sample only the thread holding the GIL (idle pool threads left out)
     py_spy: str = "py-spy"  # "py-spy": the one beside fwbench's Python, else on PATH; or a path
 
 

@@ -76,6 +76,7 @@ class ProfileRecord:
     duration_s: float = 0.0  # the load's window
     connections: int = 0
     warmup_s: float = 0.0
+    gil: bool = True  # only the thread holding the GIL was sampled (py-spy --gil)
     stacks: str = ""  # the collapsed stacks, relative to the run folder; "" when none
     pids: tuple[int, ...] = ()  # the server's processes when the window ended
     py_spy: str = ""  # "py-spy 0.4.3"
@@ -125,6 +126,7 @@ class ProfileRecord:
             duration_s=float(d.get("duration_s", 0.0)),
             connections=int(d.get("connections", 0)),
             warmup_s=float(d.get("warmup_s", 0.0)),
+            gil=bool(d.get("gil", True)),
             stacks=str(d.get("stacks", "")),
             pids=tuple(int(p) for p in d.get("pids") or ()),
             py_spy=str(d.get("py_spy", "")),
