@@ -16,12 +16,15 @@ from typing import Any
 from analysis import fmt
 from analysis.charts import Chart
 from analysis.exporters import COST_HEADERS, METHOD_NOTE, cost_cells, not_ranked_rps
+from analysis.flamegraph import ProfileView, profiles_section
 from analysis.hist import PERCENTILES
 from analysis.summary import Group, Ranking, Summary
 from loadgen.records import COST_LIMITS, FINGERPRINT_KEYS
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'"
 CSP_META = f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+CSP_FRAMES = f"{CSP}; frame-src 'self'"
+"""With profiles: the flame pages beside the report (scripts of their own) in frames."""
 
 CSS = """
 :root { --fg: #1d1d1f; --muted: #666; --line: #ddd; --bar: #3b6ea5; --warn: #8a5300; }
@@ -409,7 +412,13 @@ def _runs(s: Summary) -> str:
     return _table(headers, rows, "runs")
 
 
-def render_html(s: Summary, charts: Sequence[Chart], *, svg_dir: str | None = "charts") -> str:
+def render_html(
+    s: Summary,
+    charts: Sequence[Chart],
+    *,
+    svg_dir: str | None = "charts",
+    profiles: Sequence[ProfileView] = (),
+) -> str:
     first = s.runs[0] if s.runs else None
     trials = len(s.trials)
     targets = len({g.target for g in s.groups})
@@ -443,6 +452,8 @@ def render_html(s: Summary, charts: Sequence[Chart], *, svg_dir: str | None = "c
     if not charts:
         body.append("<p>No chart: nothing was measured.</p>")
     body.append("</section>")
+    if profiles:
+        body.append(profiles_section(profiles))
     body.append('<section id="details"><h2>Details per load setting</h2>')
     body.append(_details(s))
     body.append("<h2>Footprint (from the verifier)</h2>")
@@ -479,7 +490,8 @@ def render_html(s: Summary, charts: Sequence[Chart], *, svg_dir: str | None = "c
     return (
         "<!doctype html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f"{CSP_META}\n"
+        + (CSP_META if not profiles else CSP_META.replace(CSP, CSP_FRAMES))
+        + "\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
         + "\n".join(body)

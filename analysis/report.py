@@ -20,6 +20,7 @@ from pathlib import Path
 from analysis.charts import Chart, all_charts
 from analysis.errors import ReportDirError as ReportDirError  # re-exported
 from analysis.exporters import REPORT_SCHEMA, render_json, render_markdown
+from analysis.flamegraph import ProfileView, load_profiles, write_pages
 from analysis.html import render_html
 from analysis.load import load_runs
 from analysis.summary import Summary, summarize
@@ -67,7 +68,9 @@ def check_out_dir(out: Path) -> None:
         )
 
 
-def write_files(summary: Summary, charts: Sequence[Chart], out: Path) -> Path:
+def write_files(
+    summary: Summary, charts: Sequence[Chart], out: Path, profiles: Sequence[ProfileView] = ()
+) -> Path:
     check_out_dir(out)
     out.mkdir(parents=True, exist_ok=True)
     # summary.json first: it marks the folder as ours, so a write cut short can be redone.
@@ -80,8 +83,11 @@ def write_files(summary: Summary, charts: Sequence[Chart], out: Path) -> Path:
         (chart_dir / f"{c.name}.png").write_bytes(c.png)
         (chart_dir / f"{c.name}.svg").write_bytes(c.svg)
     _write_text(out / MARKDOWN_NAME, render_markdown(summary))
+    for old in out.glob("flame-*.html"):  # a flame page of an earlier render of this folder
+        old.unlink()
+    write_pages(profiles, out)
     html_path = out / HTML_NAME
-    _write_text(html_path, render_html(summary, charts, svg_dir=CHARTS_DIR))
+    _write_text(html_path, render_html(summary, charts, svg_dir=CHARTS_DIR, profiles=profiles))
     return html_path
 
 
@@ -122,7 +128,8 @@ def write_report(run_dirs: list[Path], out_dir: Path | None, reports_dir: Path) 
     out = out_dir if out_dir is not None else reports_dir / report_dir_name(summary)
     check_out_dir(out)  # before the charts: refused at once, not after seconds of drawing
     charts = all_charts(summary)
-    html_path = write_files(summary, charts, out)
+    profiles = load_profiles([Path(d) for d in run_dirs])
+    html_path = write_files(summary, charts, out, profiles)
     if out_dir is None:
         update_latest(reports_dir, out)
     return html_path

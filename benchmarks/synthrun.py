@@ -220,8 +220,10 @@ def make_run(
     # a run written before the cost pass existed, so the committed fixture keeps its bytes.
     config.pop("cost", None)
     config["check"].pop("cost_min_change_pct", None)
+    config.pop("profile", None)  # nor a profile pass: the same rule for its keys
     for section in ("run", "nightly"):
         config[section].pop("cost", None)
+        config[section].pop("profile", None)
     clock = started_at
     trials_path = run_dir / "trials.jsonl"
     trials_path.write_text("")

@@ -46,6 +46,7 @@ def nightly_config(cfg: Config) -> Config:
             "run.load": [to_dict(ld) for ld in n.load],
             "run.cost": n.cost,
             "run.channels": list(n.channels),
+            "run.profile": n.profile,
         }
     )
 

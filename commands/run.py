@@ -36,6 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="after the matrix, count instructions per request (as fwbench cost)",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        default=None,
+        help="after the matrix, a profiled trial per target (py-spy flame graphs in the report)",
+    )
 
 
 def configure(args: argparse.Namespace) -> Config:
@@ -47,6 +53,8 @@ def configure(args: argparse.Namespace) -> Config:
         cfg = cfg.override(**{"run.cost": True})
     if getattr(args, "workers", None):
         cfg = cfg.override(**{"server.workers": _numbers("--workers", args.workers)})
+    if getattr(args, "profile", None):
+        cfg = cfg.override(**{"run.profile": True})
     conns = _numbers("--connections", args.connections) if args.connections else None
     return override_loads(
         cfg,

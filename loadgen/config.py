@@ -128,6 +128,7 @@ class Run:
     # pinned: the committed lock; latest: requirements.in re-resolved to the newest releases
     # at run time (series "<target>@latest"); pre: pre-releases too ("<target>@pre")
     channels: tuple[Channel, ...] = ("pinned",)
+    profile: bool = False  # after the load matrix, a profiled trial per target (py-spy)
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,18 @@ class Cost:
     startup_timeout: float = 300.0  # for the first good answer under valgrind
     request_timeout: float = 60.0  # for one answer under valgrind
     valgrind: str = "valgrind"  # the program (a path, or a name found on PATH)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """The profiled trial: py-spy samples the server under load (loadgen.profile)."""
+
+    duration: float = 10.0  # seconds of load while py-spy samples
+    rate: int = 100  # samples per second (py-spy's default)
+    connections: int = 64
+    warmup: float = 2.0  # seconds of load before py-spy attaches
+    gil: bool = True  # sample only the thread holding the GIL (idle pool threads left out)
+    py_spy: str = "py-spy"  # "py-spy": the one beside fwbench's Python, else on PATH; or a path
 
 
 @dataclass(frozen=True)
@@ -198,6 +211,7 @@ class Config:
     nightly: Run = field(default_factory=Run)  # the profile `fwbench nightly` runs
     check: Check = field(default_factory=Check)
     cost: Cost = field(default_factory=Cost)
+    profile: Profile = field(default_factory=Profile)
     root: str = "."  # the folder bench.toml lives in; relative paths are taken from it
 
     def path(self, name: str) -> Path:
@@ -417,6 +431,7 @@ def _check(cfg: Config) -> None:
         raise ConfigError("cost.repeats", "must be at least 2 (the spread needs two windows)")
     if not k.valgrind.strip():
         raise ConfigError("cost.valgrind", "is empty; name the valgrind program")
+    _check_profile(cfg.profile)
     _positive("sampler.interval", cfg.sampler.interval)
     if not 0.01 <= cfg.sampler.interval <= 60:
         raise ConfigError("sampler.interval", f"must be 0.01 to 60 s, got {cfg.sampler.interval}")
@@ -469,6 +484,17 @@ def _check_envs(cfg: Config) -> None:
             raise ConfigError(f"envs.find_links[{i}]", f"{folder} is not a folder")
     if e.no_index and not e.find_links:
         raise ConfigError("envs.no_index", "needs envs.find_links: with no index, from where?")
+
+
+def _check_profile(p: Profile) -> None:
+    _seconds("profile.duration", p.duration, positive=True)
+    _seconds("profile.warmup", p.warmup, positive=False)
+    if not 1 <= p.rate <= 10_000:
+        raise ConfigError("profile.rate", f"{p.rate} is out of range 1..10000 (samples/s)")
+    if not 1 <= p.connections <= 100_000:
+        raise ConfigError("profile.connections", f"{p.connections} is out of range 1..100000")
+    if not p.py_spy.strip():
+        raise ConfigError("profile.py_spy", "is empty; name the py-spy program")
 
 
 def _check_run(run: Run, section: str, cfg: Config) -> None:

@@ -251,6 +251,8 @@ class Runner:
                     progress.finished(rec)
                 if self.cfg.run.cost:
                     self.cost(out)
+                if self.cfg.run.profile:
+                    self.profile(out)
         except KeyboardInterrupt:
             interrupted = True
             print("\nfwbench: interrupted; finished trials are kept", file=out, flush=True)
@@ -284,6 +286,29 @@ class Runner:
             machine=self.machine,
             on_record=lambda rec: append_cost(path, rec),
             say=say,
+        )
+
+    def profile(self, out: TextIO | None = None) -> None:
+        """The profile pass after the matrix (``run.profile``): a profiled trial per target,
+        never ranked nor gated; ``profiles.jsonl`` and ``profiles/<target>.collapsed``."""
+        out = out or sys.stderr  # read now: a stream bound at import may be closed
+        from loadgen.profile import profile_pass
+        from loadgen.records import PROFILE_FILE, append_profile
+
+        path = self.run_dir / PROFILE_FILE
+        path.touch()
+        todo = []
+        for t in self.targets:
+            v = self.verdicts.get(t.name)
+            why = "" if v is not None and v.ok else "verification failed"
+            todo.append((t, self.envs.get(t.name) if not why else None, why))
+        profile_pass(
+            self.cfg,
+            todo,
+            run_dir=self.run_dir,
+            run_id=self.run_id,
+            on_record=lambda rec: append_profile(path, rec),
+            say=lambda text: print(text, file=out, flush=True),
         )
 
     def trial(self, p: TrialPlan, live: Callable[[int], None]) -> TrialRecord:

@@ -10,6 +10,8 @@ Submodules:
 - :mod:`loadgen.records.samples`: the sampler's time series (``samples/<trial>.jsonl``).
 - :mod:`loadgen.records.cost`: ``CostRecord`` (``cost.jsonl``): instructions per request
   counted under callgrind, one per target, and ``COST_LIMITS``, what that figure is not.
+- :mod:`loadgen.records.profile`: ``ProfileRecord`` (``profiles.jsonl``): a profiled trial
+  per target sampled by py-spy, and ``parse_collapsed``, the reader of its collapsed stacks.
 
 Readers and writers elsewhere import from here, never define a shape of their own.
 """
@@ -26,6 +28,19 @@ from loadgen.records.cost import (
     spread_pct,
 )
 from loadgen.records.jsonl import RecordError, json_objects
+from loadgen.records.profile import (
+    PROFILE_FILE,
+    PROFILE_SCHEMA,
+    PROFILES_DIR,
+    ProfileRecord,
+    Stacks,
+    append_profile,
+    format_collapsed,
+    parse_collapsed,
+    read_profiles,
+    run_profiles,
+    stacks_path,
+)
 from loadgen.records.result import LoadResult, Window
 from loadgen.records.run import (
     FINGERPRINT_KEYS,
@@ -60,6 +75,9 @@ __all__ = [
     "KNOWN_RUN_SCHEMAS",
     "KNOWN_SCHEMAS",
     "LATENCY_KEYS",
+    "PROFILES_DIR",
+    "PROFILE_FILE",
+    "PROFILE_SCHEMA",
     "ROLES",
     "ROW_COLUMNS",
     "RUN_SCHEMA",
@@ -70,23 +88,31 @@ __all__ = [
     "Latency",
     "LoadResult",
     "ProcStats",
+    "ProfileRecord",
     "RecordError",
     "Role",
     "RoleSample",
     "RunHeader",
     "Sample",
+    "Stacks",
     "TrialRecord",
     "TrialStatus",
     "Window",
     "append_cost",
+    "append_profile",
     "append_record",
     "cpu_pct_series",
+    "format_collapsed",
     "json_objects",
+    "parse_collapsed",
     "read_costs",
     "read_header",
+    "read_profiles",
     "read_records",
     "read_samples",
     "run_costs",
+    "run_profiles",
     "spread_pct",
+    "stacks_path",
     "trial_row",
 ]
