@@ -4,8 +4,9 @@ For one machine fingerprint (the runs of other machines are never drawn on the s
 every series (target, load setting, connections) gets a small plot of its nightly median
 requests/s, and another of its p50 latency; the change points the history gate finds are drawn
 as dashed vertical lines at the first night of the new level, red when it got worse, green when
-better, with the change in percent. Figures follow :mod:`analysis.charts`' style (constrained
-layout, Agg, PNG + SVG).
+better, with the change in percent. The change-point table says what differs between the nights
+either side of each change (packages, suite commit, machine: :mod:`analysis.explain`).
+Figures follow :mod:`analysis.charts`' style (constrained layout, Agg, PNG + SVG).
 
 Output of :func:`write_trends` in a report folder: ``trends/<metric>.png`` and ``.svg``,
 ``trends/trends.md`` (Markdown with image links) and ``trends/trends.html`` (an HTML
@@ -30,6 +31,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from analysis.changepoint import ChangePoint, change_points
 from analysis.charts import DPI, FONT, STYLE, Chart, label, render
+from analysis.explain import explain_change
 from analysis.gate import HIGHER_IS_BETTER, LABELS, HistoryParams
 from analysis.history import History, NightPoint, SeriesKey
 
@@ -47,6 +49,7 @@ class SeriesTrend:
     key: SeriesKey
     points: tuple[NightPoint, ...]
     change_points: dict[str, tuple[ChangePoint, ...]] = field(default_factory=dict)
+    explained: dict[int, str] = field(default_factory=dict)  # night index -> what changed
 
     @property
     def name(self) -> str:
@@ -86,7 +89,12 @@ def trend_data(
                         max_pvalue=params.max_pvalue,
                     )
                 )
-        out.append(SeriesTrend(key, tuple(points), cps))
+        at = {cp.index for found in cps.values() for cp in found if 0 < cp.index < len(points)}
+        explained = {
+            i: explain_change(history, key[0], points[i - 1].run_id, points[i].run_id).text
+            for i in sorted(at)
+        }
+        out.append(SeriesTrend(key, tuple(points), cps, explained))
     return tuple(out)
 
 
@@ -183,7 +191,7 @@ def build(
     )
 
 
-def _cp_rows(t: Trends) -> list[tuple[str, str, str, float, float, float, float, int]]:
+def _cp_rows(t: Trends) -> list[tuple[str, str, str, float, float, float, float, int, str]]:
     rows = []
     for s in t.series:
         for metric, cps in s.change_points.items():
@@ -191,7 +199,7 @@ def _cp_rows(t: Trends) -> list[tuple[str, str, str, float, float, float, float,
                 night = s.points[cp.index].night
                 rows.append(
                     (s.name, LABELS[metric], night, cp.mean_before, cp.mean_after,
-                     cp.change_pct, cp.pvalue, cp.n_after)
+                     cp.change_pct, cp.pvalue, cp.n_after, s.explained.get(cp.index, ""))
                 )  # fmt: skip
     return sorted(rows, key=lambda r: (r[2], r[0]), reverse=True)
 
@@ -227,14 +235,14 @@ def html_section(t: Trends) -> str:
             "<h3>Change points</h3><table><thead><tr><th>series</th><th>metric</th>"
             '<th>night</th><th class="num">before</th><th class="num">after</th>'
             '<th class="num">change</th><th class="num">p-value</th>'
-            '<th class="num">nights since</th></tr></thead><tbody>'
+            '<th class="num">nights since</th><th>what changed</th></tr></thead><tbody>'
         )
-        for name, metric, night, before, after, change, p, n in rows:
+        for name, metric, night, before, after, change, p, n, why in rows:
             out.append(
                 f"<tr><td>{e(name)}</td><td>{e(metric)}</td><td>{e(night)}</td>"
                 f'<td class="num">{before:,.2f}</td><td class="num">{after:,.2f}</td>'
                 f'<td class="num">{change:+.1f} %</td><td class="num">{p:.2g}</td>'
-                f'<td class="num">{n}</td></tr>'
+                f'<td class="num">{n}</td><td>{e(why)}</td></tr>'
             )
         out.append("</tbody></table>")
     else:
@@ -251,12 +259,13 @@ def markdown_section(t: Trends) -> str:
     if rows:
         lines += [
             "",
-            "| series | metric | night | before | after | change | p-value | nights since |",
-            "|---|---|---|---|---|---|---|---|",
+            "| series | metric | night | before | after | change | p-value | nights since "
+            "| what changed |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {n} | {m} | {d} | {b:,.2f} | {a:,.2f} | {c:+.1f} % | {p:.2g} | {k} |"
-            for n, m, d, b, a, c, p, k in rows
+            f"| {n} | {m} | {d} | {b:,.2f} | {a:,.2f} | {c:+.1f} % | {p:.2g} | {k} | {w} |"
+            for n, m, d, b, a, c, p, k, w in rows
         ]
     return "\n".join(lines) + "\n"
 

@@ -12,6 +12,7 @@ import sys
 
 from commands.common import config_from, discover_targets, nothing_measured, split_names
 from loadgen.config import Config, ConfigError
+from loadgen.records.packages import CHANNELS
 from loadgen.runner import Runner, override_loads
 
 
@@ -27,6 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", choices=("hello", "browse"), help="locust scenario")
     p.add_argument("--users", type=int, help="locust users (default: the connection count)")
     p.add_argument(
+        "--channel",
+        help="comma-separated channels: pinned (the committed lock), latest (requirements.in "
+        "re-resolved to the newest releases, series <target>@latest), pre (pre-releases too)",
+    )
+    p.add_argument(
         "--cost",
         action="store_true",
         default=None,
@@ -41,6 +47,9 @@ def configure(args: argparse.Namespace) -> Config:
         cfg = cfg.override(**{"run.trials": args.trials})
     if getattr(args, "cost", None):
         cfg = cfg.override(**{"run.cost": True})
+    channels = parse_channels(getattr(args, "channel", None))
+    if channels:
+        cfg = cfg.override(**{"run.channels": channels})
     conns = None
     if args.connections:
         try:
@@ -60,6 +69,21 @@ def configure(args: argparse.Namespace) -> Config:
         scenario=args.scenario,
         users=args.users,
     )
+
+
+def parse_channels(text: str | None) -> list[str]:
+    """``"pinned,latest"`` → ``["pinned", "latest"]``; a name that is no channel, a channel
+    named twice, or an empty list is a :class:`ConfigError` naming ``--channel``."""
+    if text is None:
+        return []
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in names if c not in CHANNELS]
+    if bad or not names:
+        what = f"unknown channel(s) {', '.join(map(repr, bad))}" if bad else "no channel given"
+        raise ConfigError("--channel", f"{what}; use {', '.join(CHANNELS)}", source="flag")
+    if len(set(names)) != len(names):
+        raise ConfigError("--channel", f"{text!r} names a channel twice", source="flag")
+    return names
 
 
 def make_runner(cfg: Config, names: list[str]) -> Runner:
