@@ -119,4 +119,4 @@ def run_locks(run_dir: Path) -> dict[str, str]:
     folder = run_dir / LOCKS_DIR
     if not folder.is_dir():
         return {}
-    return {p.name[: -len(".txt")]: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.txt"))}
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.txt"))}
