@@ -7,6 +7,11 @@ the webhook.
   (:attr:`analysis.gate.Finding.key`); a finding whose key is there already, or (history gate)
   whose change point lies within a few nights of an alerted one, is *known*: it still fails
   the check, but it is not announced again.
+- **What changed**: a history finding carries what differs between the last night before its
+  change and the first night after it (:mod:`analysis.explain`): the packages of the series
+  with their versions before and after, the suite's commit and the machine when they differ,
+  and one line saying so (``explained``), or that nothing did: then it is the machine or noise.
+  regressions.json, the Markdown alert (a line under each table) and the webhook carry it.
 - **Webhook**: when ``FWBENCH_WEBHOOK_URL`` is set, new alerts are recorded as ``pending`` and
   every pending alert is POSTed as one JSON body, signed with HMAC-SHA256 of the body under
   ``FWBENCH_WEBHOOK_SECRET`` in the ``X-Fwbench-Signature-256: sha256=<hex>`` header. A
@@ -213,6 +218,19 @@ def _row(f: Finding) -> str:
     )
 
 
+def _why(findings: Sequence[Finding]) -> list[str]:
+    """Under a table: what differs between the nights either side of each explained change."""
+    lines = []
+    for f in findings:
+        e = f.explanation
+        if e is not None:
+            metric = LABELS.get(f.metric, f.metric)
+            lines.append(
+                f"- {f.series}, {metric}, nights {e.before_night} → {e.after_night}: {e.text}"
+            )
+    return [*lines, ""] if lines else []
+
+
 _HEAD = (
     "| target | load | metric | gate | before | after | change | p-value | evidence | since |\n"
     "|---|---|---|---|---|---|---|---|---|---|"
@@ -246,11 +264,11 @@ def markdown(
     if where:
         lines += [where, ""]
     if new:
-        lines += ["## New", "", _HEAD, *map(_row, new), ""]
+        lines += ["## New", "", _HEAD, *map(_row, new), "", *_why(new)]
     if old:
-        lines += ["## Still there (alerted before)", "", _HEAD, *map(_row, old), ""]
+        lines += ["## Still there (alerted before)", "", _HEAD, *map(_row, old), "", *_why(old)]
     if acked:
-        lines += ["## Acknowledged", "", _HEAD, *map(_row, acked), ""]
+        lines += ["## Acknowledged", "", _HEAD, *map(_row, acked), "", *_why(acked)]
         lines += [f"- {f.target} {f.metric}: {f.acknowledged}" for f in acked] + [""]
     if problems:
         lines += ["## Not checked", ""] + [f"- {p}" for p in problems] + [""]

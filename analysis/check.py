@@ -2,8 +2,10 @@
 and ``fwbench nightly`` do after a run.
 
 The gates themselves are pure functions in :mod:`analysis.gate`; this module reads their inputs
-(``trials.jsonl``, ``run.json``, the history database), records and delivers the alerts
-(:mod:`analysis.alerts`) and writes ``regressions.json`` / ``regressions.md``.
+(``trials.jsonl``, ``run.json``, the history database), says for each change the history gate
+finds what differs between the nights either side of it (:mod:`analysis.explain`: packages,
+suite commit, machine), records and delivers the alerts (:mod:`analysis.alerts`) and writes
+``regressions.json`` / ``regressions.md``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from analysis import alerts, gate
+from analysis import alerts, explain, gate
 from analysis.gate import Finding, HistoryParams, WithinParams, pair_data, within_run
 from analysis.history import History
 from loadgen.config import Config, ConfigError, Pair
@@ -138,7 +140,7 @@ def run_check(
                 series = history.series(fingerprint)
                 cost_series = history.cost_series(fingerprint)
                 outcome = gate.history_gate(series, fingerprint, hparams)
-                findings += outcome.findings
+                findings += explain.attach(outcome.findings, history, series)
                 if cost_series and not series:  # cost-only nights: no trial series expected
                     problems += [p for p in outcome.problems if "no run of machine" not in p]
                 else:
@@ -146,7 +148,7 @@ def run_check(
                 cf, cp = gate.history_cost_gate(
                     cost_series, fingerprint, hparams, cfg.check.cost_min_change_pct
                 )
-                findings += cf
+                findings += explain.attach(cf, history, series, cost_series)
                 problems += cp
                 positions = outcome.positions
                 context["machine"] = fingerprint

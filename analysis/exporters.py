@@ -147,6 +147,8 @@ def render_json(s: Summary) -> str:
     d = summary_dict(s)
     if s.costs:  # only runs with a cost pass: the others' summaries stay as they were
         d["cost"] = {"targets": [cost_dict(c) for c in s.costs], "limits": COST_LIMITS}
+    if s.channels:  # only runs with a channel series (<target>@latest): the others unchanged
+        d["channels"] = [c.to_dict() for c in s.channels]
     return json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -299,6 +301,38 @@ def _cost_md(costs: tuple[CostRow, ...]) -> list[str]:
     return lines
 
 
+CHANNEL_TITLE = "Packages that differ from the pinned lock"
+CHANNEL_HEADERS = ["series", "package", "pinned", "latest"]
+
+
+def channel_rows(s: Summary) -> list[list[str]]:
+    """(series, package, pinned version, the channel's version) for every package that differs;
+    "" for a package one side does not have."""
+    return [[c.series, p.name, p.before, p.after] for c in s.channels for p in c.changes]
+
+
+def channel_notes(s: Summary) -> list[str]:
+    """One line per channel series with nothing to list: the same packages, or unknown."""
+    out = []
+    for c in s.channels:
+        if not c.known:
+            out.append(f"{c.series}: no package list for it or for {c.pinned} in this run")
+        elif not c.changes:
+            out.append(f"{c.series}: the same packages as {c.pinned}'s lock")
+    return out
+
+
+def _channels_md(s: Summary) -> list[str]:
+    lines = [f"## {CHANNEL_TITLE}", ""]
+    rows = channel_rows(s)
+    if rows:
+        lines += [*_table(CHANNEL_HEADERS, "llll", [[md(x) for x in r] for r in rows]), ""]
+    notes = channel_notes(s)
+    if notes:
+        lines += [f"- {md(n)}" for n in notes] + [""]
+    return lines
+
+
 def render_markdown(s: Summary) -> str:
     runs = s.runs
     trials = len(s.trials)
@@ -317,6 +351,8 @@ def render_markdown(s: Summary) -> str:
         lines += _ranking_md(r)
     if s.costs:
         lines += _cost_md(s.costs)
+    if s.channels:
+        lines += _channels_md(s)
     lines += _footprint_md(s.footprints)
     if s.warnings:
         lines += ["## Warnings", ""]

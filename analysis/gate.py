@@ -31,12 +31,13 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from analysis.changepoint import ChangePoint, change_points
+from analysis.explain import Explanation
 from analysis.stats import holm, welch
 from loadgen.config import Check, Pair
 from loadgen.records import CostRecord, TrialRecord
@@ -91,6 +92,8 @@ class Finding:
     regression: bool
     alerting: bool  # False for p99: reported, never alerted
     acknowledged: str = ""  # the reason from check.acknowledge when silenced
+    # history: what differs between the nights either side of the change (analysis.explain)
+    explanation: Explanation | None = None
 
     @property
     def series(self) -> str:
@@ -160,9 +163,14 @@ class Finding:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        """The finding as JSON; an explained one gains ``packages``, ``explained`` and the
+        rest of :meth:`analysis.explain.Explanation.to_dict`."""
+        d = asdict(replace(self, explanation=None))
+        del d["explanation"]
         d["series"] = self.series
         d["unit"] = self.unit
+        if self.explanation is not None:
+            d.update(self.explanation.to_dict())
         return d
 
 

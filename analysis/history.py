@@ -14,6 +14,11 @@ Theory of operation
   figures the gates read, plus the record as JSON without its latency histograms, which stay
   in the run directory), a row per machine fingerprint, and a row per alert with its delivery
   state (see :mod:`analysis.alerts`). Trials of an interrupted run are never stored.
+- **What each series was built from** (schema version 3): the installed packages the verifier
+  reported for every series of a run (``packages``: name, version; a target on the latest
+  channel is its own series ``<target>@latest``), and the lock text of each series from the
+  run folder's ``locks/<series>.txt`` (``locks``), so any night can be rebuilt and two nights
+  compared package by package (:mod:`analysis.explain`).
 
 Nightly points: the history gate and the trend charts read one point per run and series
 (target, load setting, connections): the median over the run's good trials of requests/s,
@@ -34,7 +39,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from analysis.migrations import MIGRATIONS as MIGRATIONS  # re-exported
+from analysis.migrations import SCHEMA_VERSION as SCHEMA_VERSION
+from analysis.migrations import Migration as Migration
 from loadgen.records import CostRecord, TrialRecord, read_records, run_costs
+from loadgen.records.packages import package_map, parse_lock, run_locks
 
 BUSY_TIMEOUT_S = 60.0
 """How long a writer waits for another one to finish before giving up."""
@@ -42,92 +51,6 @@ BUSY_TIMEOUT_S = 60.0
 
 class HistoryError(RuntimeError):
     """The history database cannot be used; the message says why."""
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    description: str
-    statements: tuple[str, ...]
-
-
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "runs, trials, machines and alert states",
-        (
-            """CREATE TABLE machines (
-                fingerprint TEXT PRIMARY KEY,
-                info TEXT NOT NULL,
-                first_seen TEXT NOT NULL
-            )""",
-            """CREATE TABLE runs (
-                run_id TEXT PRIMARY KEY,
-                started_at TEXT NOT NULL,
-                night TEXT NOT NULL,
-                finished_at TEXT,
-                profile TEXT NOT NULL,
-                fingerprint TEXT NOT NULL REFERENCES machines(fingerprint),
-                suite_commit TEXT NOT NULL,
-                machine_warnings TEXT NOT NULL,
-                header TEXT NOT NULL,
-                stored_at TEXT NOT NULL
-            )""",
-            "CREATE INDEX runs_by_machine ON runs(fingerprint, started_at)",
-            """CREATE TABLE trials (
-                run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-                trial_id TEXT NOT NULL,
-                target TEXT NOT NULL,
-                load TEXT NOT NULL,
-                connections INTEGER NOT NULL,
-                trial INTEGER NOT NULL,
-                status TEXT NOT NULL,
-                rps REAL,
-                p50_ms REAL,
-                p99_ms REAL,
-                errors INTEGER NOT NULL,
-                client_saturated INTEGER NOT NULL,
-                record TEXT NOT NULL,
-                PRIMARY KEY (run_id, trial_id)
-            )""",
-            """CREATE TABLE alerts (
-                alert_key TEXT PRIMARY KEY,
-                gate TEXT NOT NULL CHECK (gate IN ('within', 'history')),
-                series TEXT NOT NULL,
-                metric TEXT NOT NULL,
-                fingerprint TEXT NOT NULL,
-                change_run_id TEXT NOT NULL,
-                change_date TEXT NOT NULL,
-                first_seen TEXT NOT NULL,
-                payload TEXT NOT NULL,
-                delivery TEXT NOT NULL CHECK (delivery IN ('pending', 'sent', 'none')),
-                attempts INTEGER NOT NULL DEFAULT 0,
-                last_error TEXT NOT NULL DEFAULT '',
-                delivered_at TEXT
-            )""",
-            "CREATE INDEX alerts_by_series ON alerts(fingerprint, series, metric)",
-        ),
-    ),
-    Migration(
-        2,
-        "cost records: instructions per request under callgrind (fwbench.cost/1)",
-        (
-            """CREATE TABLE costs (
-                run_id TEXT NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
-                target TEXT NOT NULL,
-                status TEXT NOT NULL,
-                instructions_per_request REAL,
-                spread_pct REAL,
-                windows INTEGER NOT NULL,
-                requests_per_window INTEGER NOT NULL,
-                record TEXT NOT NULL,
-                PRIMARY KEY (run_id, target)
-            )""",
-        ),
-    ),
-)
-
-SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
 @dataclass(frozen=True)
@@ -287,6 +210,7 @@ class History:
             read_records(run_dir / "trials.jsonl"),
             profile=profile,
             costs=run_costs(run_dir),
+            locks=run_locks(run_dir),
         )
 
     def store(
@@ -296,11 +220,15 @@ class History:
         *,
         profile: str = "nightly",
         costs: Iterable[CostRecord] = (),
+        locks: Mapping[str, str] | None = None,
     ) -> RunRow:
-        """Store one run: its machine, header and every trial, all or nothing.
+        """Store one run: its machine, header, every trial, the package set of every series
+        (the verdicts' ``packages``) and the lock of each (``locks``: series -> lock text),
+        all or nothing.
 
-        Storing a run id again replaces it (its trials are rewritten). An interrupted or
-        unfinished run is refused: a night with half its trials would read as a drop.
+        Storing a run id again replaces it (its trials, packages and locks are rewritten). An
+        interrupted or unfinished run is refused: a night with half its trials would read as
+        a drop.
         """
         run_id = str(header.get("run_id") or "")
         if not run_id:
@@ -323,8 +251,8 @@ class History:
                 (fp, json.dumps(machine, sort_keys=True), now_iso()),
             )
             db.execute("DELETE FROM trials WHERE run_id = ?", (run_id,))
-            db.execute("DELETE FROM costs WHERE run_id = ?", (run_id,))
-            db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            for table in ("costs", "packages", "locks", "runs"):
+                db.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
             db.execute(
                 "INSERT INTO runs (run_id, started_at, night, finished_at, profile, fingerprint,"
                 " suite_commit, machine_warnings, header, stored_at)"
@@ -370,7 +298,48 @@ class History:
                         json.dumps(cost.to_dict(), sort_keys=True),
                     ),
                 )
+            for series, pkgs in verdict_packages(header).items():
+                db.executemany(
+                    "INSERT OR REPLACE INTO packages (run_id, series, name, version)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(run_id, series, name, version) for name, version in pkgs.items()],
+                )
+            db.executemany(
+                "INSERT OR REPLACE INTO locks (run_id, series, lock) VALUES (?, ?, ?)",
+                [(run_id, series, text) for series, text in sorted((locks or {}).items())],
+            )
         return RunRow(run_id, started, night_of(started), profile, fp, n, tuple(warnings))
+
+    def packages(self, run_id: str, series: str) -> dict[str, str]:
+        """The package set (normalised name -> version) ``series`` had in run ``run_id``: the
+        verifier's list, else the pins of its stored lock; {} when neither was stored."""
+        rows = self.conn.execute(
+            "SELECT name, version FROM packages WHERE run_id = ? AND series = ? ORDER BY name",
+            (run_id, series),
+        ).fetchall()
+        if rows:
+            return {str(n): str(v) for n, v in rows}
+        text = self.lock(run_id, series)
+        return parse_lock(text) if text else {}
+
+    def lock(self, run_id: str, series: str) -> str | None:
+        """The lock text ``series`` was built from in run ``run_id`` (None: not stored)."""
+        row = self.conn.execute(
+            "SELECT lock FROM locks WHERE run_id = ? AND series = ?", (run_id, series)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def run_facts(self, run_id: str) -> dict[str, str]:
+        """What else a night was made of: ``suite_commit``, ``fingerprint``, ``night``,
+        ``started_at`` ({} for a run not stored)."""
+        row = self.conn.execute(
+            "SELECT suite_commit, fingerprint, night, started_at FROM runs WHERE run_id = ?",
+            (run_id,),
+        ).fetchone()
+        if row is None:
+            return {}
+        keys = ("suite_commit", "fingerprint", "night", "started_at")
+        return {k: str(v or "") for k, v in zip(keys, row, strict=True)}
 
     def runs(self, fingerprint: str | None = None) -> list[RunRow]:
         """Stored runs, oldest first (of one machine when ``fingerprint`` is given)."""
@@ -571,6 +540,16 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def verdict_packages(header: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Series -> package set, from the verifier's verdicts of a run header (each verdict's
+    ``target`` is its series: ``flask``, ``flask@latest``)."""
+    out: dict[str, dict[str, str]] = {}
+    for v in header.get("verdicts") or ():
+        if isinstance(v, Mapping) and v.get("target") and v.get("packages"):
+            out[str(v["target"])] = package_map(v["packages"])
+    return out
 
 
 def _median(values: Sequence[Any]) -> float | None:

@@ -15,7 +15,16 @@ from typing import Any
 
 from analysis import fmt
 from analysis.charts import Chart
-from analysis.exporters import COST_HEADERS, METHOD_NOTE, cost_cells, not_ranked_rps
+from analysis.exporters import (
+    CHANNEL_HEADERS,
+    CHANNEL_TITLE,
+    COST_HEADERS,
+    METHOD_NOTE,
+    channel_notes,
+    channel_rows,
+    cost_cells,
+    not_ranked_rps,
+)
 from analysis.flamegraph import ProfileView, profiles_section
 from analysis.hist import PERCENTILES
 from analysis.summary import Group, Ranking, Summary
@@ -259,6 +268,20 @@ def _cost(s: Summary) -> str:
     return "\n".join(out)
 
 
+def _channels(s: Summary) -> str:
+    """Channel series (``<target>@latest``) against their pinned lock, package by package."""
+    heads = [(h, "") for h in CHANNEL_HEADERS]
+    rows = [[(v, "target" if i == 0 else "") for i, v in enumerate(r)] for r in channel_rows(s)]
+    out = [f'<section id="channels"><h2>{esc(CHANNEL_TITLE)}</h2>']
+    if rows:
+        out.append(_table(heads, rows, "channels"))
+    notes = channel_notes(s)
+    if notes:
+        out.append("<ul>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
 def _footprint(s: Summary) -> str:
     headers = [
         ("target", ""),
@@ -447,6 +470,8 @@ def render_html(
     body.append("</section>")
     if s.costs:
         body.append(_cost(s))
+    if s.channels:
+        body.append(_channels(s))
     body.append('<section id="charts"><h2>Charts</h2>')
     body += [_chart_figure(c, svg_dir) for c in charts]
     if not charts:

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from analysis import fmt, stats
+from analysis.channels import ChannelDiff, channel_diffs
 from analysis.hist import LatencyHistogram
 from analysis.load import Loaded, RunInfo
 from loadgen.records import ERROR_KINDS, FINGERPRINT_KEYS
@@ -197,6 +198,7 @@ class Summary:
     trials: pd.DataFrame = field(compare=False, repr=False)
     samples: pd.DataFrame = field(compare=False, repr=False)
     costs: tuple[CostRow, ...] = ()
+    channels: tuple[ChannelDiff, ...] = ()  # channel series against their pinned lock
 
     @property
     def run_id(self) -> str:
@@ -555,6 +557,7 @@ def summarize(loaded: Loaded) -> Summary:
         trials=trials,
         samples=loaded.samples,
         costs=tuple(costs),
+        channels=channel_diffs((r, r.path) for r in loaded.runs),
     )
 
 

@@ -5,8 +5,10 @@ every series (target, load setting, connections) gets a small plot of its nightl
 requests/s, and another of its p50 latency; every target with a cost pass (``fwbench cost``,
 ``[nightly] cost``) one of its instructions per request. The change points the history gate
 finds are drawn as dashed vertical lines at the first night of the new level, red when it got
-worse, green when better, with the change in percent. Figures follow :mod:`analysis.charts`'
-style (constrained layout, Agg, PNG + SVG).
+worse, green when better, with the change in percent. The change-point table says what differs
+between the nights either side of each change (packages, suite commit, machine:
+:mod:`analysis.explain`). Figures follow :mod:`analysis.charts`' style (constrained layout,
+Agg, PNG + SVG).
 
 Output of :func:`write_trends` in a report folder: ``trends/<metric>.png`` and ``.svg``,
 ``trends/trends.md`` (Markdown with image links) and ``trends/trends.html`` (an HTML
@@ -31,6 +33,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from analysis.changepoint import ChangePoint, change_points
 from analysis.charts import DPI, FONT, STYLE, Chart, label, render
+from analysis.explain import explain_change
 from analysis.gate import COST, HIGHER_IS_BETTER, LABELS, HistoryParams
 from analysis.history import History, SeriesKey
 
@@ -49,6 +52,9 @@ class Point(Protocol):
     @property
     def night(self) -> str: ...
 
+    @property
+    def run_id(self) -> str: ...
+
     def value(self, metric: str) -> float | None: ...
 
 
@@ -58,6 +64,7 @@ class SeriesTrend:
     points: tuple[Point, ...]
     change_points: dict[str, tuple[ChangePoint, ...]] = field(default_factory=dict)
     title: str = ""  # instead of "target (load, cN)"
+    explained: dict[int, str] = field(default_factory=dict)  # night index -> what changed
 
     @property
     def name(self) -> str:
@@ -87,7 +94,7 @@ def trend_data(
 ) -> tuple[SeriesTrend, ...]:
     """Every series of one machine with its change points per charted metric."""
     return tuple(
-        SeriesTrend(key, tuple(points), _change_points(points, CHART_METRICS, params))
+        _trend(history, key, points, CHART_METRICS, params)
         for key, points in history.series(fingerprint).items()
     )
 
@@ -97,19 +104,20 @@ def cost_trend_data(
 ) -> tuple[SeriesTrend, ...]:
     """Every target's instructions per request on one machine, with its change points."""
     return tuple(
-        SeriesTrend(
-            (target, COST, 1),
-            tuple(points),
-            _change_points(points, (COST,), params),
-            title=f"{target} (callgrind)",
-        )
+        _trend(history, (target, COST, 1), points, (COST,), params, f"{target} (callgrind)")
         for target, points in history.cost_series(fingerprint).items()
     )
 
 
-def _change_points(
-    points: Sequence[Point], metrics: Sequence[str], params: HistoryParams
-) -> dict[str, tuple[ChangePoint, ...]]:
+def _trend(
+    history: History,
+    key: SeriesKey,
+    points: Sequence[Point],
+    metrics: Sequence[str],
+    params: HistoryParams,
+    title: str = "",
+) -> SeriesTrend:
+    """One series with its change points and what differs at each of them."""
     cps: dict[str, tuple[ChangePoint, ...]] = {}
     for metric in metrics:
         values = [p.value(metric) for p in points]
@@ -121,7 +129,12 @@ def _change_points(
                     max_pvalue=params.max_pvalue,
                 )
             )
-    return cps
+    at = {cp.index for found in cps.values() for cp in found if 0 < cp.index < len(points)}
+    explained = {
+        i: explain_change(history, key[0], points[i - 1].run_id, points[i].run_id).text
+        for i in sorted(at)
+    }
+    return SeriesTrend(key, tuple(points), cps, title, explained)
 
 
 def chart(series: Sequence[SeriesTrend], metric: str, machine: str) -> Figure | None:
@@ -219,7 +232,7 @@ def build(
     )
 
 
-def _cp_rows(t: Trends) -> list[tuple[str, str, str, float, float, float, float, int]]:
+def _cp_rows(t: Trends) -> list[tuple[str, str, str, float, float, float, float, int, str]]:
     rows = []
     for s in t.series:
         for metric, cps in s.change_points.items():
@@ -227,7 +240,7 @@ def _cp_rows(t: Trends) -> list[tuple[str, str, str, float, float, float, float,
                 night = s.points[cp.index].night
                 rows.append(
                     (s.name, LABELS[metric], night, cp.mean_before, cp.mean_after,
-                     cp.change_pct, cp.pvalue, cp.n_after)
+                     cp.change_pct, cp.pvalue, cp.n_after, s.explained.get(cp.index, ""))
                 )  # fmt: skip
     return sorted(rows, key=lambda r: (r[2], r[0]), reverse=True)
 
@@ -263,14 +276,14 @@ def html_section(t: Trends) -> str:
             "<h3>Change points</h3><table><thead><tr><th>series</th><th>metric</th>"
             '<th>night</th><th class="num">before</th><th class="num">after</th>'
             '<th class="num">change</th><th class="num">p-value</th>'
-            '<th class="num">nights since</th></tr></thead><tbody>'
+            '<th class="num">nights since</th><th>what changed</th></tr></thead><tbody>'
         )
-        for name, metric, night, before, after, change, p, n in rows:
+        for name, metric, night, before, after, change, p, n, why in rows:
             out.append(
                 f"<tr><td>{e(name)}</td><td>{e(metric)}</td><td>{e(night)}</td>"
                 f'<td class="num">{before:,.2f}</td><td class="num">{after:,.2f}</td>'
                 f'<td class="num">{change:+.1f} %</td><td class="num">{p:.2g}</td>'
-                f'<td class="num">{n}</td></tr>'
+                f'<td class="num">{n}</td><td>{e(why)}</td></tr>'
             )
         out.append("</tbody></table>")
     else:
@@ -287,12 +300,13 @@ def markdown_section(t: Trends) -> str:
     if rows:
         lines += [
             "",
-            "| series | metric | night | before | after | change | p-value | nights since |",
-            "|---|---|---|---|---|---|---|---|",
+            "| series | metric | night | before | after | change | p-value | nights since "
+            "| what changed |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {n} | {m} | {d} | {b:,.2f} | {a:,.2f} | {c:+.1f} % | {p:.2g} | {k} |"
-            for n, m, d, b, a, c, p, k in rows
+            f"| {n} | {m} | {d} | {b:,.2f} | {a:,.2f} | {c:+.1f} % | {p:.2g} | {k} | {w} |"
+            for n, m, d, b, a, c, p, k, w in rows
         ]
     return "\n".join(lines) + "\n"
 

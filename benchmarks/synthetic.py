@@ -284,10 +284,13 @@ def store_nights(
     load: str = "synthetic",
     connections: int = 64,
     tag: str = "synthetic",
+    packages: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
 ) -> list[RunRow]:
     """Store one run per night with every target's requests/s of that night (equal lengths).
 
-    Run ids are ``<YYYYMMDD>T020000Z-<tag>``.
+    Run ids are ``<YYYYMMDD>T020000Z-<tag>``. ``packages``: per target (series, e.g.
+    ``flask@latest``) its installed packages of each night (name -> version), stored as the
+    verifier's verdict of that night.
     """
     machine = machine or synthetic_machine()
     lengths = {len(v) for v in series.values()}
@@ -304,7 +307,13 @@ def store_nights(
             for target, values in series.items()
             for k in range(1, trials + 1)
         ]  # fmt: skip
-        stored.append(history.store(synthetic_header(run_id, started, machine), records))
+        header = synthetic_header(run_id, started, machine)
+        header["verdicts"] = [
+            {"target": target, "ok": True,
+             "packages": [{"name": n, "version": v} for n, v in sets[i].items()]}
+            for target, sets in (packages or {}).items()
+        ]  # fmt: skip
+        stored.append(history.store(header, records))
     return stored
 
 

@@ -12,6 +12,7 @@ import sys
 
 from commands.common import config_from, discover_targets, nothing_measured, split_names
 from loadgen.config import Config, ConfigError
+from loadgen.records.packages import CHANNELS
 from loadgen.runner import Runner, override_loads
 
 
@@ -29,6 +30,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers",
         help="comma-separated worker counts, a sweep (e.g. 1,2): each on its own server CPUs",
+    )
+    p.add_argument(
+        "--channel",
+        help="comma-separated channels: pinned (the committed lock), latest (requirements.in "
+        "re-resolved to the newest releases, series <target>@latest), pre (pre-releases too)",
     )
     p.add_argument(
         "--cost",
@@ -55,6 +61,9 @@ def configure(args: argparse.Namespace) -> Config:
         cfg = cfg.override(**{"server.workers": _numbers("--workers", args.workers)})
     if getattr(args, "profile", None):
         cfg = cfg.override(**{"run.profile": True})
+    channels = parse_channels(getattr(args, "channel", None))
+    if channels:
+        cfg = cfg.override(**{"run.channels": channels})
     conns = _numbers("--connections", args.connections) if args.connections else None
     return override_loads(
         cfg,
@@ -77,6 +86,21 @@ def _numbers(flag: str, text: str) -> list[int]:
     if not values:
         raise ConfigError(flag, "is empty", source="flag")
     return values
+
+
+def parse_channels(text: str | None) -> list[str]:
+    """``"pinned,latest"`` → ``["pinned", "latest"]``; a name that is no channel, a channel
+    named twice, or an empty list is a :class:`ConfigError` naming ``--channel``."""
+    if text is None:
+        return []
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in names if c not in CHANNELS]
+    if bad or not names:
+        what = f"unknown channel(s) {', '.join(map(repr, bad))}" if bad else "no channel given"
+        raise ConfigError("--channel", f"{what}; use {', '.join(CHANNELS)}", source="flag")
+    if len(set(names)) != len(names):
+        raise ConfigError("--channel", f"{text!r} names a channel twice", source="flag")
+    return names
 
 
 def make_runner(cfg: Config, names: list[str]) -> Runner:

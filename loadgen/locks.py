@@ -23,6 +23,7 @@ from pathlib import Path
 
 from loadgen.config import Config
 from loadgen.envs import EnvError, index_args, installer_env, uv_path
+from loadgen.records.packages import LOCKS_DIR as LOCKS_DIR  # re-exported (the runner's)
 from loadgen.records.packages import (
     PackageChange,
     diff_packages,
@@ -32,7 +33,6 @@ from loadgen.records.packages import (
 )
 from loadgen.targets import Target
 
-LOCKS_DIR = "locks"  # in a run folder: <series>.txt, the resolved lock of each channel target
 RESOLVE_TIMEOUT = 600.0
 
 

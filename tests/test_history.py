@@ -84,10 +84,11 @@ def test_a_version_1_database_gains_the_cost_table_and_keeps_its_runs(tmp_path: 
     with History(path) as h:
         store_nights(h, {"flask": [1000.0, 1010.0]}, first_night=date(2026, 3, 1))
     with sqlite3.connect(path) as db:  # as the fwbench before the cost pass left it
-        db.execute("DROP TABLE costs")
+        for table in ("costs", "packages", "locks"):
+            db.execute(f"DROP TABLE {table}")
         db.execute("PRAGMA user_version = 1")
     with History(path) as h:
-        assert h.version == 2
+        assert h.version == SCHEMA_VERSION
         assert len(h.runs()) == 2
         assert h.cost_series(h.runs()[0].fingerprint) == {}
 

@@ -1,6 +1,7 @@
 """Package sets: what a target's environment held, and what changed between two of them.
 
-Pure: no uv, no files but the lock text handed in. A package set is a mapping from the
+Pure: no uv, no files but the lock text handed in (and :func:`run_locks`, the reader of a run
+folder's ``locks/``). A package set is a mapping from the
 normalised distribution name (PEP 503: lowercase, runs of ``-_.`` as one ``-``) to its version.
 It comes from a lock (``requirements.txt``: ``name==version`` lines) or from what an
 environment reports as installed (the verifier's ``packages``).
@@ -16,12 +17,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from loadgen.records.series import SeriesName, parse_series
 
 Channel = Literal["pinned", "latest", "pre"]
 CHANNELS: tuple[Channel, ...] = ("pinned", "latest", "pre")
+
+LOCKS_DIR = "locks"
+"""In a run folder: ``<series>.txt``, the lock each series was built from."""
 
 _LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
@@ -110,3 +115,11 @@ def diff_packages(before: Mapping[str, str], after: Mapping[str, str]) -> tuple[
         for name in sorted(b.keys() | a.keys())
         if b.get(name, "") != a.get(name, "")
     )
+
+
+def run_locks(run_dir: Path) -> dict[str, str]:
+    """Series -> lock text, from ``run_dir/locks/<series>.txt`` ({} without that folder)."""
+    folder = run_dir / LOCKS_DIR
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.txt"))}
