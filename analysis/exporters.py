@@ -149,6 +149,8 @@ def render_json(s: Summary) -> str:
         d["cost"] = {"targets": [cost_dict(c) for c in s.costs], "limits": COST_LIMITS}
     if s.channels:  # only runs with a channel series (<target>@latest): the others unchanged
         d["channels"] = [c.to_dict() for c in s.channels]
+    if s.scaling:  # only runs with a worker sweep
+        d["scaling"] = [sc.to_dict() for sc in s.scaling]
     return json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -333,6 +335,52 @@ def _channels_md(s: Summary) -> list[str]:
     return lines
 
 
+SCALING_TITLE = "Worker scaling"
+SCALING_HEADERS = ["series", "workers", "requests/s", "95% CI", "CPU s/1k req", "efficiency",
+                   "efficiency 95% CI", "trials"]  # fmt: skip
+SCALING_NOTE = (
+    "Each worker count runs on that many server CPUs. Efficiency: requests/s at N workers over "
+    "N / n0 times requests/s at the sweep's smallest count n0 (1.0: linear scaling); intervals "
+    "are percentile bootstraps of the medians over the trials."
+)
+
+
+def scaling_rows(s: Summary) -> list[list[str]]:
+    """One row per series and worker count of every sweep, in sweep order."""
+    rows = []
+    for sc in s.scaling:
+        for p in sc.points:
+            flags = [f"{p.saturated_trials} client-saturated"] if p.saturated_trials else []
+            if p.shared:
+                flags.append("shared the client's CPUs")
+            eff_ci = p.efficiency_ci
+            rows.append(
+                [
+                    f"{sc.series} · {sc.setting.label()}",
+                    str(p.workers),
+                    fmt.rps(p.rps_median) if p.rps_median is not None else fmt.DASH,
+                    fmt.ci(p.rps_ci),
+                    f"{p.cpu_s_per_1k:.3f}" if p.cpu_s_per_1k is not None else fmt.DASH,
+                    f"{p.efficiency:.2f}" if p.efficiency is not None else fmt.DASH,
+                    f"{eff_ci[0]:.2f} – {eff_ci[1]:.2f}" if eff_ci else fmt.DASH,
+                    str(p.trials) + (f" ({', '.join(flags)})" if flags else ""),
+                ]
+            )
+    return rows
+
+
+def _scaling_md(s: Summary) -> list[str]:
+    rows = [[md(x) for x in r] for r in scaling_rows(s)]
+    return [
+        f"## {SCALING_TITLE}",
+        "",
+        *_table(SCALING_HEADERS, "lrrrrrrl", rows),
+        "",
+        md(SCALING_NOTE),
+        "",
+    ]
+
+
 def render_markdown(s: Summary) -> str:
     runs = s.runs
     trials = len(s.trials)
@@ -353,6 +401,8 @@ def render_markdown(s: Summary) -> str:
         lines += _cost_md(s.costs)
     if s.channels:
         lines += _channels_md(s)
+    if s.scaling:
+        lines += _scaling_md(s)
     lines += _footprint_md(s.footprints)
     if s.warnings:
         lines += ["## Warnings", ""]

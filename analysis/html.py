@@ -20,10 +20,14 @@ from analysis.exporters import (
     CHANNEL_TITLE,
     COST_HEADERS,
     METHOD_NOTE,
+    SCALING_HEADERS,
+    SCALING_NOTE,
+    SCALING_TITLE,
     channel_notes,
     channel_rows,
     cost_cells,
     not_ranked_rps,
+    scaling_rows,
 )
 from analysis.flamegraph import ProfileView, profiles_section
 from analysis.hist import PERCENTILES
@@ -282,6 +286,18 @@ def _channels(s: Summary) -> str:
     return "\n".join(out)
 
 
+def _scaling(s: Summary) -> str:
+    """Worker sweeps: requests/s, CPU per request and efficiency per worker count."""
+    heads = [(h, "" if i in (0, 7) else "num") for i, h in enumerate(SCALING_HEADERS)]
+    rows = [
+        [(v, "target" if i == 0 else ("" if i == 7 else "num")) for i, v in enumerate(r)]
+        for r in scaling_rows(s)
+    ]
+    out = [f'<section id="scaling"><h2>{esc(SCALING_TITLE)}</h2>', _table(heads, rows, "scaling")]
+    out.append(f'<p class="small">{esc(SCALING_NOTE)}</p></section>')
+    return "\n".join(out)
+
+
 def _footprint(s: Summary) -> str:
     headers = [
         ("target", ""),
@@ -472,6 +488,8 @@ def render_html(
         body.append(_cost(s))
     if s.channels:
         body.append(_channels(s))
+    if s.scaling:
+        body.append(_scaling(s))
     body.append('<section id="charts"><h2>Charts</h2>')
     body += [_chart_figure(c, svg_dir) for c in charts]
     if not charts:

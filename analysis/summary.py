@@ -35,6 +35,7 @@ from analysis import fmt, stats
 from analysis.channels import ChannelDiff, channel_diffs
 from analysis.hist import LatencyHistogram
 from analysis.load import Loaded, RunInfo
+from analysis.scaling import Scaling, scaling, workers_by_series
 from loadgen.records import ERROR_KINDS, FINGERPRINT_KEYS
 
 State = Literal["ranked", "client_saturated", "failed", "not_measured"]
@@ -199,6 +200,7 @@ class Summary:
     samples: pd.DataFrame = field(compare=False, repr=False)
     costs: tuple[CostRow, ...] = ()
     channels: tuple[ChannelDiff, ...] = ()  # channel series against their pinned lock
+    scaling: tuple[Scaling, ...] = ()  # worker sweeps (series measured at several counts)
 
     @property
     def run_id(self) -> str:
@@ -558,6 +560,11 @@ def summarize(loaded: Loaded) -> Summary:
         samples=loaded.samples,
         costs=tuple(costs),
         channels=channel_diffs((r, r.path) for r in loaded.runs),
+        scaling=scaling(
+            groups,
+            workers_by_series(trials),
+            loaded.runs[0].config if loaded.runs else {},
+        ),
     )
 
 

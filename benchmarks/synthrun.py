@@ -51,6 +51,7 @@ class SynthTarget:
     packages: tuple[tuple[str, str], ...] = (("uvicorn", "0.30.0"),)
     env_size_bytes: int = 20 * 2**20
     errors: dict[str, int] = field(default_factory=dict)  # per trial
+    workers: int = 1  # the worker count its trials record (a sweep: "<name>@w2", workers=2)
 
 
 @dataclass(frozen=True)
@@ -286,7 +287,7 @@ def _trial(
         "python": "3.11",
         "kind": t.kind,
         "keepalive": t.keepalive,
-        "workers": 1,
+        "workers": t.workers,
         "client": "raw",
         "client_settings": {"procs": 1, "cpus": [1], "check_every": 100, "timeout": 10.0},
         "load": ld.name,

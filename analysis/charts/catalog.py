@@ -11,6 +11,7 @@ from analysis.charts.figure import Chart, render
 from analysis.charts.footprint import footprint
 from analysis.charts.latency import latency_spectrum
 from analysis.charts.resources import resources
+from analysis.charts.scaling import worker_scaling
 from analysis.charts.throughput import rps_bars, sweep
 from analysis.summary import Summary
 
@@ -50,6 +51,14 @@ def all_charts(summary: Summary) -> list[Chart]:
             f"sweep-{_slug(load)}",
             f"Connection sweep · {load}",
             f"Requests/s and p99 latency against connection count for {load}.",
+        )
+    if summary.scaling:
+        add(
+            worker_scaling(summary),
+            "scaling",
+            "Worker scaling",
+            f"Requests/s and scaling efficiency against worker count for {len(summary.scaling)} "
+            "series, with 95 % confidence whiskers; the dashed line is linear scaling.",
         )
     if summary.costs:
         n = sum(c.ok for c in summary.costs)
