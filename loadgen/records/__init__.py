@@ -10,6 +10,9 @@ Submodules:
 - :mod:`loadgen.records.samples`: the sampler's time series (``samples/<trial>.jsonl``).
 - :mod:`loadgen.records.cost`: ``CostRecord`` (``cost.jsonl``): instructions per request
   counted under callgrind, one per target, and ``COST_LIMITS``, what that figure is not.
+- :mod:`loadgen.records.packages`: package sets and their diffs, channels and series names.
+- :mod:`loadgen.records.bisect`: ``BisectRecord`` (``bisect.json``, ``fwbench.bisect/1``):
+  which changed package reproduces a drop.
 
 Readers and writers elsewhere import from here, never define a shape of their own.
 """
