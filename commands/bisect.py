@@ -225,8 +225,10 @@ def bisect(
     *,
     folder: Path | None = None,
     out: TextIO | None = None,
+    make: type[Bisector] | None = None,
 ) -> BisectRecord:
-    """Bisect ``good`` → ``bad`` for ``target`` with ``cfg`` (a :func:`bisect_config`)."""
+    """Bisect ``good`` → ``bad`` for ``target`` with ``cfg`` (a :func:`bisect_config`).
+    ``make``: the :class:`Bisector` class that resolves and measures (tests give a stand-in)."""
     out = out or sys.stderr
     started, t0 = now_iso(), time.monotonic()
     folder = folder or cfg.path("reports_dir") / "bisect" / new_run_id()
@@ -236,7 +238,7 @@ def bisect(
     load = {"duration": ld.duration, "warmup": ld.warmup, "connections": ld.connections[0]}
     if not changed:
         raise BisectError("the two sides hold the same packages: nothing to bisect")
-    b = Bisector(cfg, target, good, bad, folder, out)
+    b = (make or Bisector)(cfg, target, good, bad, folder, out)
     pool: tuple[PackageChange, ...] = changed
     measured: list[Measured] = []
     bad_side: Measured | None = None
