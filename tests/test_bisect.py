@@ -326,3 +326,58 @@ def test_bisect_names_the_slow_package_and_not_the_neutral_one(
     neutral = next(c for c in out["candidates"] if c["label"] == f"+{NEUTRAL}")
     assert neutral["verdict"] != "culprit"
     assert (Path(out["run_dir"]) / "bisect.json").is_file()
+
+
+# --- nightly --------------------------------------------------------------------------------------
+
+
+def test_nightly_bisects_a_new_alert_only_when_its_packages_changed_and_time_is_left(
+    tmp_path: Path,
+) -> None:
+    from datetime import UTC, datetime
+
+    from analysis.gate import Finding
+    from analysis.history import History
+    from benchmarks.synthrun import SynthTarget, make_run
+    from commands.bisect import nightly_bisects
+    from loadgen.records import read_header
+
+    cfg = load_config(None).override(
+        **{
+            "paths.reports_dir": str(tmp_path / "reports"),
+            "paths.history": str(tmp_path / "history.sqlite"),
+            "check.auto_bisect": True,
+            "check.bisect_budget": 1.0,
+        }
+    )
+    runs = tmp_path / "reports" / "runs"
+    nights = []
+    for day, flask in ((6, "3.0.0"), (7, "3.1.0")):
+        targets = [
+            SynthTarget("flask", "Flask", packages=(("flask", flask), ("werkzeug", "3.0.0"))),
+            SynthTarget("django", "Django", packages=(("django", "5.1"),)),
+        ]
+        start = datetime(2025, 1, day, 3, tzinfo=UTC)
+        nights.append(make_run(runs / f"night{day}", targets, started_at=start))
+    with History(cfg.path("history")) as history:
+        for run in nights:
+            history.store_run(run)
+    fingerprint = read_header(nights[1]).fingerprint
+
+    def alert(target: str) -> Finding:
+        return Finding.of(
+            "history", target=target, baseline="", load="closed-64", connections=64,
+            metric="rps", before=5000.0, after=4000.0, pvalue=1e-4, pvalue_raw=1e-4,
+            n_before=1, n_after=1, change_date="2025-01-07", change_run_id="night7",
+            fingerprint=fingerprint, regression=True,
+        )  # fmt: skip
+
+    findings = [alert("flask"), alert("django")]
+    said: list[str] = []
+    done = nightly_bisects(cfg, findings, frozenset(f.key for f in findings), tmp_path, said.append)
+    assert done == []  # flask's bisect does not fit in 1 s; django's packages did not change
+    assert any(s.startswith("bisect flask/") and "skipped, needs ~" in s for s in said), said
+    assert any(s.startswith("bisect django/") and "no package changed" in s for s in said), said
+    said.clear()
+    assert nightly_bisects(cfg, findings, frozenset(), tmp_path, said.append) == []
+    assert said == []  # alerts already known: nothing to bisect
