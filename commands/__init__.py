@@ -43,6 +43,11 @@ COMMANDS: tuple[Command, ...] = (
         "commands.cost",
         "instructions per request of each target under callgrind (exact, repeatable)",
     ),
+    Command(
+        "bisect",
+        "commands.bisect",
+        "name the changed package that reproduces a drop between two runs or two locks",
+    ),
     Command("check", "commands.check", "regression gates: within a run and over the history"),
     Command(
         "nightly",

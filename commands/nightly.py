@@ -4,7 +4,9 @@ In order: build or refresh the targets' environments (cached by input hash), ver
 target, run bench.toml's ``[nightly]`` profile (interleaved trials, as ``fwbench run``), store
 the finished run into the history database, write the report with trend charts, run both
 regression gates (``fwbench check RUN_DIR --history``: the within-run gate only when
-``check.pairs`` is set), deliver new alerts, and exit with the check's status:
+``check.pairs`` is set), deliver new alerts, with ``[check] auto_bisect`` bisect the packages
+behind each new history alert (``bisect.jsonl`` next to ``regressions.json``), and exit with the
+check's status:
 
     0 clean · 1 regression · 2 error or not enough data · 130 interrupted
 
@@ -21,7 +23,7 @@ import traceback
 from pathlib import Path
 
 from analysis import alerts
-from analysis.check import run_check
+from analysis.check import CheckResult, run_check
 from analysis.history import History, HistoryError
 from analysis.report import write_report
 from analysis.trends import embed, write_trends
@@ -107,6 +109,8 @@ def nightly(cfg: Config, targets: list[Target]) -> int:
         print(page)
         return alerts.EXIT_ERROR
     print(result.markdown)
+    if cfg.check.auto_bisect:
+        _bisect(cfg, result, out_dir)
     for t in trouble:
         _say(t)
     _say(f"webhook: {result.delivery.describe()}")
@@ -116,6 +120,23 @@ def nightly(cfg: Config, targets: list[Target]) -> int:
         status = alerts.EXIT_ERROR
     print(page)
     return status
+
+
+def _bisect(cfg: Config, result: CheckResult, out_dir: Path) -> None:
+    """``[check] auto_bisect``: name the package behind each new history alert (a crash here
+    never hides the check's verdict)."""
+    from commands.bisect import nightly_bisects, summary
+
+    try:
+        done = nightly_bisects(cfg, result.findings, result.registered.new, out_dir, _say)
+    except Exception:
+        traceback.print_exc()
+        _say("bisect failed (see above)")
+        return
+    if done:
+        print("\n## Bisect\n")
+        for rec in done:
+            print(f"- {rec.target}: {summary(rec)} ({rec.run_dir})")
 
 
 def run(args: argparse.Namespace) -> int:

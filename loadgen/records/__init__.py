@@ -12,6 +12,9 @@ Submodules:
   counted under callgrind, one per target, and ``COST_LIMITS``, what that figure is not.
 - :mod:`loadgen.records.profile`: ``ProfileRecord`` (``profiles.jsonl``): a profiled trial
   per target sampled by py-spy, and ``parse_collapsed``, the reader of its collapsed stacks.
+- :mod:`loadgen.records.packages`: package sets and their diffs, channels and series names.
+- :mod:`loadgen.records.bisect`: ``BisectRecord`` (``bisect.json``, ``fwbench.bisect/1``):
+  which changed package reproduces a drop.
 
 Readers and writers elsewhere import from here, never define a shape of their own.
 """
