@@ -27,7 +27,9 @@ def _fwbench(config: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
 
 
-def demo(work: Path, *, trials: int, duration: float, envs_dir: Path | None) -> dict[str, Any]:
+def demo(
+    work: Path, *, trials: int, duration: float, envs_dir: Path | None, profile: bool = False
+) -> dict[str, Any]:
     t0 = time.monotonic()
     fx = make_fixture(work, envs_dir=envs_dir, trials=trials)
     old = work / "old-lock.txt"
@@ -40,7 +42,7 @@ def demo(work: Path, *, trials: int, duration: float, envs_dir: Path | None) -> 
     new = work / "new-lock.txt"
     new.write_bytes((fx.target_dir / "requirements.txt").read_bytes())
     argv = ["bisect", "fixture", "--good-lock", str(old), "--bad-lock", str(new)]
-    argv += ["--duration", str(duration), "--json"]
+    argv += ["--duration", str(duration), "--json"] + (["--profile"] if profile else [])
     print(f"\n$ fwbench {' '.join(argv)}")
     started = time.monotonic()
     done = _fwbench(fx.config, *argv)
@@ -62,6 +64,11 @@ def demo(work: Path, *, trials: int, duration: float, envs_dir: Path | None) -> 
         )
     if not out["culprits"]:
         print(f"no culprit: {out['note']}")
+    if out.get("flame_diff"):
+        print("largest changes in self samples per 1,000 requests (good → bad, py-spy):")
+        for r in out["flame_top"][:3]:
+            print(f"  {r['function']}: {r['good']} → {r['bad']}")
+        print(f"differential flame graph: {out['run_dir']}/{out['flame_diff']}")
     print(f"bisect wall time: {wall:.0f} s (record: {out['run_dir']}/bisect.json)")
     print(f"demo wall time: {time.monotonic() - t0:.0f} s")
     return out
@@ -73,14 +80,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=1.0)
     p.add_argument("--envs-dir", type=Path, help="where to build environments (a temp folder)")
     p.add_argument("--keep", type=Path, help="work in this folder and keep it")
+    p.add_argument("--profile", action="store_true", help="bisect --profile: the flame diff")
     args = p.parse_args(argv)
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-        out = demo(args.keep, trials=args.trials, duration=args.duration, envs_dir=args.envs_dir)
+        out = demo(
+            args.keep,
+            trials=args.trials,
+            duration=args.duration,
+            envs_dir=args.envs_dir,
+            profile=args.profile,
+        )
     else:
         with tempfile.TemporaryDirectory(prefix="fwbench-bisect-demo-") as tmp:
             out = demo(
-                Path(tmp), trials=args.trials, duration=args.duration, envs_dir=args.envs_dir
+                Path(tmp),
+                trials=args.trials,
+                duration=args.duration,
+                envs_dir=args.envs_dir,
+                profile=args.profile,
             )
     return 0 if out["culprits"] else 1
 

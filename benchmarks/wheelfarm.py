@@ -180,6 +180,11 @@ warmup = 0.5
 
 [check]
 bisect_trials = {trials}
+
+[profile]  # fwbench bisect --profile: a short profiled trial of each side
+duration = 3
+warmup = 0.5
+connections = 16
 """,
         encoding="utf-8",
     )

@@ -75,6 +75,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=float, help="seconds of warm-up per trial")
     p.add_argument("--connections", type=int, help="connections (default: [run]'s first)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="then profile good and bad with py-spy ([profile]) and draw their differential "
+        "flame graph (which functions gained or lost samples per request)",
+    )
 
 
 # --- the decision (pure) ----------------------------------------------------------------------
@@ -337,7 +343,14 @@ def render(rec: BisectRecord) -> str:
         tail = f"culprit: {found}"
     else:
         tail = f"no culprit: {rec.note}"
-    return f"{head}\n{table}\n{tail}\n{rec.run_dir}"
+    lines = [head, table, tail]
+    if rec.flame_diff:
+        lines.append("functions with the largest change (self samples per 1,000 requests):")
+        lines += [
+            f"  {r.get('function')}: {r.get('good')} → {r.get('bad')}" for r in rec.flame_top[:5]
+        ]
+        lines.append(f"differential flame graph: {Path(rec.run_dir) / rec.flame_diff}")
+    return "\n".join([*lines, rec.run_dir])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -367,11 +380,58 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--trials", "must be at least 2 (7 or more to gate)", "flag")
         rcfg = round_config(cfg, trials, args.duration, args.warmup, args.connections)
         rec = bisect(rcfg, target, good, bad)
+        if args.profile:
+            rec = profile_sides(rcfg, target, good, bad, rec, sys.stderr)
     except BisectError as exc:
         print(f"fwbench bisect: {exc}", file=sys.stderr)
         return 2
     print(json.dumps(rec.to_dict(), indent=2) if args.json else render(rec))
     return 0
+
+
+def profile_sides(
+    cfg: Config, target: Target, good: Side, bad: Side, rec: BisectRecord, out: TextIO
+) -> BisectRecord:
+    """A profiled trial of good and of bad (``[profile]``, py-spy, never ranked nor gated) in
+    the bisect's ``profile/`` run folder, and ``flame-diff.html``: bad's flame graph per 1,000
+    requests coloured by its change against good, with the table of the largest changes."""
+    from analysis.flame import diff, diff_tree
+    from analysis.flamegraph import diff_page
+    from loadgen.records import run_profiles
+    from loadgen.records.profile import parse_collapsed
+
+    folder = Path(rec.run_dir)
+    variants = folder / VARIANTS_DIR
+    sides = [side_target(target, good, variants, "good"), side_target(target, bad, variants, "bad")]
+    runner = Runner(cfg, sides, run_dir=folder / "profile")
+    runner.prepare(out)
+    runner.profile(out)
+    runner.mark_finished()
+    got = {r.target: r for r in run_profiles(runner.run_dir) if r.status == "ok" and r.requests}
+    g, b = got.get(sides[0].name), got.get(sides[1].name)
+    if g is None or b is None:
+        print("bisect: no profile of both sides; no differential flame graph", file=out)
+        return rec
+    stacks = [
+        parse_collapsed((runner.run_dir / r.stacks).read_text(encoding="utf-8")) for r in (g, b)
+    ]
+    rows = diff(stacks[0], stacks[1], g.requests, b.requests)
+    meta = (
+        f"{target.name}: bad ({rec.bad}) against good ({rec.good}); samples per 1,000 requests: "
+        f"good {g.samples:,} samples over {g.requests:,} requests, "
+        f"bad {b.samples:,} over {b.requests:,}"
+    )
+    page = folder / "flame-diff.html"
+    tree = diff_tree(stacks[0], stacks[1], g.requests, b.requests)
+    title = f"{target.name}: where bad spends more"
+    page.write_text(diff_page(title, tree, rows, meta=meta), encoding="utf-8")
+    top = tuple(
+        {"function": r.function, "good": round(r.good, 2), "bad": round(r.bad, 2)}
+        for r in rows[:10]
+    )
+    rec = replace(rec, flame_diff=page.name, flame_top=top)
+    rec.write(folder)
+    return rec
 
 
 def round_config(

@@ -155,6 +155,11 @@ class Runner:
         self.header = self.header.updated(**changes)
         self.header.write(self.run_dir)
 
+    def mark_finished(self) -> None:
+        """For a caller that ran only a pass (profile, cost) after :meth:`prepare`."""
+        if self.header is not None:
+            self._write_header(finished_at=now_iso(), interrupted=False)
+
     def mark_interrupted(self) -> None:
         if self.header is not None:
             self._write_header(interrupted=True, finished_at=now_iso())

@@ -312,7 +312,7 @@ def test_bisect_names_the_slow_package_and_not_the_neutral_one(
     ]
 
     argv = ["--config", str(fx.config), "bisect", "fixture", "--good-lock", str(old),
-            "--bad-lock", str(new), "--json"]  # fmt: skip
+            "--bad-lock", str(new), "--json", "--profile"]  # fmt: skip
     assert main(argv) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["trials"] == 7 and out["target"] == "fixture"
@@ -326,6 +326,11 @@ def test_bisect_names_the_slow_package_and_not_the_neutral_one(
     neutral = next(c for c in out["candidates"] if c["label"] == f"+{NEUTRAL}")
     assert neutral["verdict"] != "culprit"
     assert (Path(out["run_dir"]) / "bisect.json").is_file()
+    # --profile: good and bad profiled; the slow package's work() gained the most per request
+    page = Path(out["run_dir"]) / out["flame_diff"]
+    assert page.is_file() and "fwb_slowpkg" in page.read_text()
+    top = out["flame_top"][0]
+    assert "fwb_slowpkg" in top["function"] and top["bad"] > top["good"], out["flame_top"]
 
 
 # --- nightly --------------------------------------------------------------------------------------

@@ -129,6 +129,10 @@ class BisectRecord:
     started_at: str
     load: Mapping[str, Any]  # duration, warmup, connections
     note: str = ""  # why there is no culprit, when there is none
+    # --profile: the differential flame graph of bad against good (a path in the folder) and
+    # the functions whose samples per 1,000 requests changed most ({function, good, bad})
+    flame_diff: str = ""
+    flame_top: tuple[Mapping[str, Any], ...] = ()
     schema: str = BISECT_SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +151,8 @@ class BisectRecord:
             "started_at": self.started_at,
             "load": dict(self.load),
             "note": self.note,
+            "flame_diff": self.flame_diff,
+            "flame_top": [dict(r) for r in self.flame_top],
         }
 
     @classmethod
@@ -167,6 +173,8 @@ class BisectRecord:
             started_at=str(d.get("started_at") or ""),
             load=dict(d.get("load") or {}),
             note=str(d.get("note") or ""),
+            flame_diff=str(d.get("flame_diff") or ""),
+            flame_top=tuple(dict(r) for r in d.get("flame_top") or () if isinstance(r, Mapping)),
             schema=str(d["schema"]),
         )
 
