@@ -50,6 +50,10 @@ class Target:
     channel: str = "pinned"  # "latest"/"pre": built from ``lock``, named "<folder>@<channel>"
     lock: Path | None = None  # the resolved lock of a channel target (in the run folder)
     pythons: tuple[str, ...] = ()  # every interpreter the target declares, ``python`` first
+    # [scenarios]: scenario -> path (json, db, queries, fortunes; loadgen.records.scenarios)
+    scenarios: tuple[tuple[str, str], ...] = ()
+    # [not_applicable]: scenario -> why this framework cannot serve it
+    not_applicable: tuple[tuple[str, str], ...] = ()
     workers: int = 0  # a worker count of the sweep; 0: the config's first
 
     @property
@@ -98,6 +102,8 @@ class Target:
             "notes": self.notes,
             "channel": self.channel,
             "pythons": list(self.pythons or (self.python,)),
+            "scenarios": dict(self.scenarios),
+            "not_applicable": dict(self.not_applicable),
             "workers": self.workers,
         }
 
@@ -203,6 +209,7 @@ def load_target(d: Path) -> Target:
     for i, argv in enumerate(setup):
         _placeholders(f"setup[{i}]", argv, SETUP_PLACEHOLDERS)
     env = r.table("env")
+    scenarios = _scenarios(r.table("scenarios"), r.table("not_applicable"))
     target = Target(
         name=d.name,
         dir=d.resolve(),
@@ -222,9 +229,41 @@ def load_target(d: Path) -> Target:
         setup=setup,
         env=tuple(sorted(env.items())),
         startup_timeout=r.num("startup_timeout", 0.0),
+        scenarios=scenarios[0],
+        not_applicable=scenarios[1],
     )
     r.done()
     return target
+
+
+def _scenarios(
+    paths: dict[str, str], not_applicable: dict[str, str]
+) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+    """``[scenarios]`` (name -> path) and ``[not_applicable]`` (name -> reason), checked."""
+    from loadgen.records.scenarios import SCENARIOS
+
+    known = [s for s in SCENARIOS if s != "hello"]
+    for key, table in (("scenarios", paths), ("not_applicable", not_applicable)):
+        for name in table:
+            if name not in known:
+                raise TargetError(
+                    f"{METADATA}: {key}.{name}: unknown scenario (known: {', '.join(known)})"
+                )
+    for name, path in paths.items():
+        if not path.startswith("/") or "?" in path:
+            raise TargetError(
+                f"{METADATA}: scenarios.{name}: {path!r} must start with '/' and hold no query"
+            )
+        if name in not_applicable:
+            raise TargetError(f"{METADATA}: not_applicable.{name}: the target serves it")
+    for name, reason in not_applicable.items():
+        if not reason.strip():
+            raise TargetError(f"{METADATA}: not_applicable.{name}: say why")
+    order = {s: i for i, s in enumerate(known)}
+    return (
+        tuple(sorted(paths.items(), key=lambda kv: order[kv[0]])),
+        tuple(sorted(not_applicable.items(), key=lambda kv: order[kv[0]])),
+    )
 
 
 def _placeholders(key: str, argv: tuple[str, ...] | list[str], allowed: frozenset[str]) -> set[str]:
