@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from analysis import fmt
 from analysis.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import CostRow, Footprint, Group, Ranking, Summary
+from analysis.views import Row
 from loadgen.records import COST_LIMITS, FINGERPRINT_KEYS
 
 REPORT_SCHEMA = "fwbench.report/1"
@@ -151,6 +153,12 @@ def render_json(s: Summary) -> str:
         d["channels"] = [c.to_dict() for c in s.channels]
     if s.scaling:  # only runs with a worker sweep
         d["scaling"] = [sc.to_dict() for sc in s.scaling]
+    if s.by_server:  # only runs with a framework on several servers
+        d["by_server"] = [r.to_dict() for r in s.by_server]
+    if s.by_python:
+        d["by_python"] = [r.to_dict() for r in s.by_python]
+    if s.maintenance:
+        d["maintenance"] = dict(sorted(s.maintenance.items()))
     return json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -381,6 +389,35 @@ def _scaling_md(s: Summary) -> list[str]:
     ]
 
 
+BY_SERVER_TITLE = "Framework by server"
+BY_PYTHON_TITLE = "Target by Python version"
+VIEW_NOTE = (
+    "Median requests/s (95 % CI) and the share of the row's fastest; the same framework (or "
+    "target) held fixed, only the server (or the interpreter) changes."
+)
+
+
+def view_rows(rows: Sequence[Row]) -> list[list[str]]:
+    """One line per (row, cell): name · setting, what varies, target, rps, CI, share."""
+    out = []
+    for r in rows:
+        for c in r.cells:
+            share = f"{c.share * 100:.0f} %" if c.share is not None else c.state.replace("_", " ")
+            rps = fmt.rps(c.rps_median) if c.rps_median is not None else fmt.DASH
+            out.append([f"{r.name} · {r.setting.label()}", c.label, c.series, rps,
+                        fmt.ci(c.rps_ci), share])  # fmt: skip
+    return out
+
+
+VIEW_HEADERS = ["framework · setting", "varies", "target", "requests/s", "95% CI", "share"]
+
+
+def _views_md(title: str, rows: Sequence[Row], first: str) -> list[str]:
+    body = [[md(x) for x in r] for r in view_rows(rows)]
+    return [f"## {title}", "", *_table([first, *VIEW_HEADERS[1:]], "lllrrr", body), "",
+            md(VIEW_NOTE), ""]  # fmt: skip
+
+
 def render_markdown(s: Summary) -> str:
     runs = s.runs
     trials = len(s.trials)
@@ -403,6 +440,13 @@ def render_markdown(s: Summary) -> str:
         lines += _channels_md(s)
     if s.scaling:
         lines += _scaling_md(s)
+    if s.by_server:
+        lines += _views_md(BY_SERVER_TITLE, s.by_server, "framework · setting")
+    if s.by_python:
+        lines += _views_md(BY_PYTHON_TITLE, s.by_python, "target · setting")
+    if s.maintenance:
+        lines += ["## Unmaintained frameworks", ""]
+        lines += [f"- {md(t)}: {md(why)}" for t, why in sorted(s.maintenance.items())] + [""]
     lines += _footprint_md(s.footprints)
     if s.warnings:
         lines += ["## Warnings", ""]

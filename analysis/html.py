@@ -16,6 +16,8 @@ from typing import Any
 from analysis import fmt
 from analysis.charts import Chart
 from analysis.exporters import (
+    BY_PYTHON_TITLE,
+    BY_SERVER_TITLE,
     CHANNEL_HEADERS,
     CHANNEL_TITLE,
     COST_HEADERS,
@@ -23,15 +25,18 @@ from analysis.exporters import (
     SCALING_HEADERS,
     SCALING_NOTE,
     SCALING_TITLE,
+    VIEW_NOTE,
     channel_notes,
     channel_rows,
     cost_cells,
     not_ranked_rps,
     scaling_rows,
+    view_rows,
 )
 from analysis.flamegraph import ProfileView, profiles_section
 from analysis.hist import PERCENTILES
 from analysis.summary import Group, Ranking, Summary
+from analysis.views import Row
 from loadgen.records import COST_LIMITS, FINGERPRINT_KEYS
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'"
@@ -298,6 +303,24 @@ def _scaling(s: Summary) -> str:
     return "\n".join(out)
 
 
+def _view(section: str, title: str, rows: Sequence[Row], first: str) -> str:
+    heads = [(first, ""), ("varies", ""), ("target", ""), ("requests/s", "num"),
+             ("95% CI", "num"), ("share", "num")]  # fmt: skip
+    cells = [
+        [(v, "target" if i == 2 else ("num" if i >= 3 else "")) for i, v in enumerate(r)]
+        for r in view_rows(rows)
+    ]
+    return (
+        f'<section id="{section}"><h2>{esc(title)}</h2>{_table(heads, cells, section)}'
+        f'<p class="small">{esc(VIEW_NOTE)}</p></section>'
+    )
+
+
+def _maintenance(s: Summary) -> str:
+    items = "".join(f"<li>{esc(t)}: {esc(why)}</li>" for t, why in sorted(s.maintenance.items()))
+    return f'<section id="maintenance"><h2>Unmaintained frameworks</h2><ul>{items}</ul></section>'
+
+
 def _footprint(s: Summary) -> str:
     headers = [
         ("target", ""),
@@ -397,6 +420,8 @@ def _versions(s: Summary) -> str:
             if g and g.framework
             else (fmt.version(f.framework, f.framework_version) if f else "")
         )
+        if target in s.maintenance:
+            fw += f" ({s.maintenance[target]})"
         sv = (
             fmt.version(g.server, g.server_version)
             if g and g.server
@@ -490,6 +515,12 @@ def render_html(
         body.append(_channels(s))
     if s.scaling:
         body.append(_scaling(s))
+    if s.by_server:
+        body.append(_view("by-server", BY_SERVER_TITLE, s.by_server, "framework · setting"))
+    if s.by_python:
+        body.append(_view("by-python", BY_PYTHON_TITLE, s.by_python, "target · setting"))
+    if s.maintenance:
+        body.append(_maintenance(s))
     body.append('<section id="charts"><h2>Charts</h2>')
     body += [_chart_figure(c, svg_dir) for c in charts]
     if not charts:

@@ -36,6 +36,7 @@ from analysis.channels import ChannelDiff, channel_diffs
 from analysis.hist import LatencyHistogram
 from analysis.load import Loaded, RunInfo
 from analysis.scaling import Scaling, scaling, workers_by_series
+from analysis.views import Row, by_python, by_server, maintenance
 from loadgen.records import ERROR_KINDS, FINGERPRINT_KEYS
 
 State = Literal["ranked", "client_saturated", "failed", "not_measured"]
@@ -201,6 +202,9 @@ class Summary:
     costs: tuple[CostRow, ...] = ()
     channels: tuple[ChannelDiff, ...] = ()  # channel series against their pinned lock
     scaling: tuple[Scaling, ...] = ()  # worker sweeps (series measured at several counts)
+    by_server: tuple[Row, ...] = ()  # frameworks measured on several servers
+    by_python: tuple[Row, ...] = ()  # targets measured on several Pythons
+    maintenance: dict[str, str] = field(default_factory=dict)  # target -> "unmaintained, ..."
 
     @property
     def run_id(self) -> str:
@@ -565,6 +569,9 @@ def summarize(loaded: Loaded) -> Summary:
             workers_by_series(trials),
             loaded.runs[0].config if loaded.runs else {},
         ),
+        by_server=by_server(groups),
+        by_python=by_python(groups),
+        maintenance=maintenance(t for r in loaded.runs for t in r.targets),
     )
 
 

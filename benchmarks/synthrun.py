@@ -52,6 +52,7 @@ class SynthTarget:
     env_size_bytes: int = 20 * 2**20
     errors: dict[str, int] = field(default_factory=dict)  # per trial
     workers: int = 1  # the worker count its trials record (a sweep: "<name>@w2", workers=2)
+    python: str = "3.11"
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def _trial(
         "framework_version": t.framework_version,
         "server": t.server,
         "server_version": t.server_version,
-        "python": "3.11",
+        "python": t.python,
         "kind": t.kind,
         "keepalive": t.keepalive,
         "workers": t.workers,

@@ -33,6 +33,11 @@ COMMANDS: tuple[Command, ...] = (
         "commands.lock",
         "re-resolve targets' locks from requirements.in (--upgrade: newest; --check)",
     ),
+    Command(
+        "new-target",
+        "commands.new_target",
+        "a new target folder copied from a working one (then edit, lock, verify)",
+    ),
     Command("verify", "commands.verify", "check that targets build, serve and answer right"),
     Command("run", "commands.run", "run the load matrix and write a run directory"),
     Command("bench", "commands.bench", "build, verify, measure and report (what make bench runs)"),

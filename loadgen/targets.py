@@ -55,6 +55,8 @@ class Target:
     # [not_applicable]: scenario -> why this framework cannot serve it
     not_applicable: tuple[tuple[str, str], ...] = ()
     workers: int = 0  # a worker count of the sweep; 0: the config's first
+    maintained: bool = True  # false: no release for years (kept, marked in reports)
+    last_release: str = ""  # YYYY-MM-DD of the framework's last release, for unmaintained ones
 
     @property
     def requirements(self) -> Path:
@@ -104,6 +106,8 @@ class Target:
             "pythons": list(self.pythons or (self.python,)),
             "scenarios": dict(self.scenarios),
             "not_applicable": dict(self.not_applicable),
+            "maintained": self.maintained,
+            "last_release": self.last_release,
             "workers": self.workers,
         }
 
@@ -231,7 +235,11 @@ def load_target(d: Path) -> Target:
         startup_timeout=r.num("startup_timeout", 0.0),
         scenarios=scenarios[0],
         not_applicable=scenarios[1],
+        maintained=r.flag("maintained", True),
+        last_release=r.text("last_release", ""),
     )
+    if target.last_release and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", target.last_release):
+        raise TargetError(f"{METADATA}: last_release: {target.last_release!r} is not YYYY-MM-DD")
     r.done()
     return target
 

@@ -189,3 +189,41 @@ def test_docs_targets_md_says_what_the_code_does() -> None:
     assert not fnmatch.fnmatch(
         env_path(Path("envs"), granian, "0123456789ab").name, "flask-" + found[1]
     )
+
+
+def test_new_target_copies_a_working_one_and_refuses_to_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    targets = tmp_path / "targets"
+    shutil.copytree(ROOT / "targets" / "flask", targets / "flask")
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(f'[paths]\ntargets_dir = "{targets}"\n')
+    argv = ["--config", str(cfg), "new-target", "my-flask", "--from", "flask", "--no-lock"]
+    assert fwbench(argv) == 0
+    out = capsys.readouterr().out
+    assert "created" in out and "fwbench verify my-flask" in out
+    new = discover(targets)
+    assert new.names() == {"flask", "my-flask"} and not new.skipped
+    assert (targets / "my-flask" / "app.py").read_text() == (
+        targets / "flask" / "app.py"
+    ).read_text()
+    assert fwbench(argv) == 2  # exists: nothing written
+    assert "exists" in capsys.readouterr().err
+    assert fwbench([*argv[:3], "Bad_Name", "--from", "flask", "--no-lock"]) == 2
+    assert fwbench([*argv[:3], "x", "--from", "nope", "--no-lock"]) == 2
+    assert not (targets / "x").exists()
+
+
+@pytest.mark.e2e
+def test_new_target_resolves_its_lock(tmp_path: Path) -> None:
+    import shutil
+
+    targets = tmp_path / "targets"
+    shutil.copytree(ROOT / "targets" / "bottle", targets / "bottle")
+    cfg = tmp_path / "bench.toml"
+    cfg.write_text(f'[paths]\ntargets_dir = "{targets}"\n')
+    assert fwbench(["--config", str(cfg), "new-target", "b2", "--from", "bottle"]) == 0
+    lock = (targets / "b2" / "requirements.txt").read_text()
+    assert "bottle==" in lock and "# via -r b2/requirements.in" in lock

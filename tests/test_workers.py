@@ -3,6 +3,7 @@ scaling figures (synthetic runs) and a real sweep of 1 and 2 workers on this mac
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -161,3 +162,37 @@ def test_a_real_sweep_of_one_and_two_workers(
     assert [p.shared for p in sc.points] == [False, True]
     assert all(p.rps_median and p.efficiency for p in sc.points)
     assert "shared the client's CPUs" in render_markdown(s)
+
+
+def test_framework_by_server_and_by_python_views(tmp_path: Path) -> None:
+    run = make_run(
+        tmp_path / "run",
+        [
+            SynthTarget("flask", "Flask", server="gunicorn", rps=3000.0),
+            SynthTarget("flask-granian", "Flask", server="granian", rps=4500.0),
+            SynthTarget("flask@py3.13", "Flask", server="gunicorn", rps=3300.0, python="3.13"),
+            SynthTarget("flask@w2", "Flask", server="gunicorn", rps=5800.0, workers=2),
+            SynthTarget("starlette", "Starlette", rps=20000.0),
+        ],
+        trials=5,
+    )
+    header = json.loads((run / "run.json").read_text())
+    header["targets"] = [
+        {"name": "flask", "maintained": True},
+        {"name": "starlette", "maintained": False, "last_release": "2020-02-06"},
+    ]
+    (run / "run.json").write_text(json.dumps(header))
+    s = summarize(load_runs([run]))
+    (fw,) = s.by_server  # Flask: two plain targets; the variants stay out
+    assert fw.name == "Flask"
+    assert [(c.series, c.label.split()[0]) for c in fw.cells] == [
+        ("flask-granian", "granian"),
+        ("flask", "gunicorn"),
+    ]
+    assert fw.cells[0].share == 1.0 and 0.5 < (fw.cells[1].share or 0) < 0.8
+    (py,) = s.by_python
+    assert py.name == "flask" and {c.label for c in py.cells} == {"3.11", "3.13"}
+    assert s.maintenance == {"starlette": "unmaintained, last release 2020-02-06"}
+    md = render_markdown(s)
+    assert "## Framework by server" in md and "## Target by Python version" in md
+    assert "## Unmaintained frameworks" in md
