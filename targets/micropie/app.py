@@ -1,0 +1,9 @@
+from micropie import App
+
+
+class Hello(App):
+    async def hello(self):
+        return {"message": "Hello world!"}
+
+
+app = Hello()
