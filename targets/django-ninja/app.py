@@ -1,4 +1,5 @@
 """Django Ninja as a one-file Django app: settings.configure(), one NinjaAPI operation."""
+
 import os
 
 from django.conf import settings

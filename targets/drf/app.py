@@ -1,4 +1,5 @@
 """Django REST framework as a one-file Django app: settings.configure(), one APIView."""
+
 import os
 
 from django.conf import settings

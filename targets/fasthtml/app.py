@@ -1,8 +1,8 @@
 """FastHTML: fast_app() with its default headers; the page is built from FT components."""
+
 import os
 
 from fasthtml.common import fast_app
-
 from templates.hello import hello_page
 
 # A fixed key: without one FastHTML writes a .sesskey file into the folder.

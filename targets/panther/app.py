@@ -1,3 +1,4 @@
+import contextlib
 import logging
 from pathlib import Path
 
@@ -20,7 +21,5 @@ app = Panther(__name__, configs=__name__, urls=url_routing)
 for name in ("panther", "monitoring", "query"):
     logger = logging.getLogger(name)
     logger.handlers = [h for h in logger.handlers if not isinstance(h, logging.FileHandler)]
-try:
+with contextlib.suppress(OSError):  # not there, or not empty: leave it
     Path("logs").rmdir()
-except OSError:
-    pass  # not there, or not empty: leave it

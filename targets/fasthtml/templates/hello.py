@@ -1,4 +1,5 @@
 """The page as FastHTML FT components (FastHTML's own templating): the message comes in."""
+
 from fasthtml.common import Main, P, Title
 
 
