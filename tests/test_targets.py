@@ -28,6 +28,30 @@ REQUIRED = set(SEED_ORDER) | {
     "robyn",
     "flask-granian",
     "starlette-granian",
+    # the deployment matrix: one framework on the servers users pick
+    "flask-waitress",
+    "flask-uwsgi",
+    "django-granian",
+    "django-waitress",
+    "django-uwsgi",
+    "django-uvicorn",
+    "fastapi-granian",
+    "fastapi-hypercorn",
+    "starlette-hypercorn",
+    "starlette-gunicorn",
+    # the frameworks 2026 users expect
+    "django-ninja",
+    "drf",
+    "falcon-asgi",
+    "fasthtml",
+    "microdot",
+    "panther",
+    "muffin",
+    "baize",
+    "lihil",
+    "ravyn",
+    "nexios",
+    "hypern",
 }
 
 
