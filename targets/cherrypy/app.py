@@ -1,4 +1,5 @@
-"""CherryPy on its own server (cheroot via cherrypy.quickstart), Jinja2 templates, scenarios on psycopg 3 / sqlite3."""
+"""CherryPy on its own server (cheroot via cherrypy.quickstart), Jinja2 templates, the
+scenarios on psycopg 3 / sqlite3."""
 import argparse
 import logging
 import os

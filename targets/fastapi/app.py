@@ -1,8 +1,9 @@
 import os
 import random
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, AsyncIterator
+from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.templating import Jinja2Templates
