@@ -8,7 +8,7 @@ import threading
 from contextlib import contextmanager
 
 import jinja2
-from pycnic.core import Handler, WSGI
+from pycnic.core import WSGI, Handler
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 templates = jinja2.Environment(

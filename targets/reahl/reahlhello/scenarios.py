@@ -97,8 +97,9 @@ class JsonField(Field):
 def json_method(view, name, callable_object):
     # immutable: a GET, rolled back after; no CSRF header: these are called by the load
     # generator, not by a page's JavaScript
+    result = JsonResult(JsonField())
     return RemoteMethod(
-        view, name, callable_object, JsonResult(JsonField()), immutable=True, disable_csrf_check=True
+        view, name, callable_object, result, immutable=True, disable_csrf_check=True
     )
 
 
