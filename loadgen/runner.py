@@ -356,7 +356,7 @@ class Runner:
         base = self._base(p, v)
         why_not = t.not_applicable_reason(p.load.scenario)
         if why_not:
-            return replace(base, status="not_applicable", failure=why_not)
+            return replace(base, status="not_applicable", failure=why_not, database={})
         db = self.database if p.load.scenario in DB_SCENARIOS else None
         if db is not None and db.error:
             return self._failed(base, f"database: {db.error}")
