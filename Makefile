@@ -25,7 +25,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # Debian packages the tests use: Chromium renders the HTML report in the browser test;
-# valgrind (with callgrind_control) counts instructions per request (fwbench cost, its tests).
+# valgrind (with callgrind_control) counts instructions per request (fwbench cost, its tests);
+# PostgreSQL's server programs make the private cluster of [database] kind = "postgres".
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -42,6 +43,16 @@ system-deps:
 	  else \
 	    echo "valgrind is not installed (and this is not root): the cost tests will be skipped;" \
 	         "sudo apt-get install valgrind"; \
+	  fi; \
+	fi
+
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql) \
+	      || echo "warning: could not install postgresql: the PostgreSQL tests will be skipped"; \
+	  else \
+	    echo "postgresql is not installed (and this is not root): the PostgreSQL tests will be" \
+	         "skipped; sudo apt-get install postgresql"; \
 	  fi; \
 	fi
 

@@ -30,6 +30,7 @@ STATE_WORDS = {
     "client_saturated": "client saturated",
     "failed": "failed",
     "not_measured": "not measured",
+    "not_applicable": "not applicable",
 }
 
 

@@ -6,8 +6,10 @@ connection count). Theory of operation:
 1. Every group gets a state. It is ``ranked`` only when the target passed verification and
    every one of its trials finished ok, without a saturated client and with an error rate
    under :data:`MAX_ERROR_RATE`. Otherwise the state says why (``client_saturated``,
-   ``failed``, ``not_measured``) and the reason is written out for the reader: a figure that
-   the client's limit or a failed check produced is shown as such, never ranked.
+   ``failed``, ``not_measured``; ``not_applicable``: the target does not serve the setting's
+   scenario, its trials say why: neither ranked nor failed) and the reason is written out for
+   the reader: a figure that the client's limit or a failed check produced is shown as such,
+   never ranked.
 2. Requests/s: the median of the trials with a 95 % bootstrap interval
    (:func:`analysis.stats.bootstrap_ci`, seeded) and the coefficient of variation. Latency:
    percentiles of the trials' histograms merged. CPU-seconds per 1,000 requests: median of
@@ -39,7 +41,7 @@ from analysis.scaling import Scaling, scaling, workers_by_series
 from analysis.views import Row, by_python, by_server, maintenance
 from loadgen.records import ERROR_KINDS, FINGERPRINT_KEYS
 
-State = Literal["ranked", "client_saturated", "failed", "not_measured"]
+State = Literal["ranked", "client_saturated", "failed", "not_measured", "not_applicable"]
 
 # A trial set with more errors than this share of its requests is not ranked: a target that
 # answers fast with errors is not fast.
@@ -310,7 +312,8 @@ def _group(
     interrupted: bool,
 ) -> Group:
     ok = trials[trials["status"] == "ok"]
-    failed = trials[trials["status"] != "ok"]
+    not_applicable = trials[trials["status"] == "not_applicable"]
+    failed = trials[~trials["status"].isin(("ok", "not_applicable"))]
     saturated = ok[ok["client_saturated"].astype(bool)]
     first: dict[str, Any] = dict(verdict or {})
     if len(trials):
@@ -337,7 +340,11 @@ def _group(
     n = len(trials)
     state: State = "ranked"
     reason = ""
-    if verdict is not None and not verdict.get("ok"):
+    if n and len(not_applicable) == n:
+        state = "not_applicable"
+        why = _str(not_applicable.iloc[0]["failure"]) or "does not declare the scenario"
+        reason = f"not applicable: {why}"
+    elif verdict is not None and not verdict.get("ok"):
         state = "failed"
         why = _str(verdict.get("failures")) or "the verifier's checks did not pass"
         reason = f"failed: verification: {why}"
@@ -410,7 +417,7 @@ def _ranking(setting: Setting, groups: list[Group]) -> Ranking:
         )
         rel = (g.rps_median or 0.0) / fastest if fastest else 0.0
         rows.append(Ranked(rank=i + 1, group=g, vs_fastest=rel, ties=ties))
-    order = {"client_saturated": 0, "failed": 1, "not_measured": 2}
+    order = {"client_saturated": 0, "failed": 1, "not_measured": 2, "not_applicable": 3}
     others = sorted(
         (g for g in groups if not g.ranked),
         key=lambda g: (order.get(g.state, 9), -(g.rps_median or 0.0), g.target),

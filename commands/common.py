@@ -61,6 +61,11 @@ def nothing_measured(trials_path: Path) -> str | None:
     if not statuses:
         return "fwbench: nothing was measured: no trial was recorded"
     n = len(statuses)
+    na = statuses.count("not_applicable")
+    if na == n:
+        return f"fwbench: nothing was measured: {plural(n)}, not applicable"
+    if na:
+        return f"fwbench: nothing was measured: {plural(n - na)} failed, {na} not applicable"
     return f"fwbench: nothing was measured: {'the' if n == 1 else 'all'} {plural(n)} failed"
 
 

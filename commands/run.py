@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import get_args
 
 from commands.common import config_from, discover_targets, nothing_measured, split_names
-from loadgen.config import Config, ConfigError
+from loadgen.config import Config, ConfigError, Scenario
 from loadgen.records.packages import CHANNELS
 from loadgen.runner import Runner, override_loads
 
@@ -25,7 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=float, help="warm-up seconds per trial (discarded)")
     p.add_argument("--trials", type=int, help="trials per target and setting")
     p.add_argument("--locust-workers", type=int, help="locust: a master and N local workers")
-    p.add_argument("--scenario", choices=("hello", "browse"), help="locust scenario")
+    p.add_argument(
+        "--scenario",
+        choices=get_args(Scenario),
+        help="hello, json, db, queries, fortunes (raw client or locust: hello); browse (locust)",
+    )
+    p.add_argument("--queries", type=int, help="the queries scenario's ?n= (1..500)")
     p.add_argument("--users", type=int, help="locust users (default: the connection count)")
     p.add_argument(
         "--workers",
@@ -74,6 +80,7 @@ def configure(args: argparse.Namespace) -> Config:
         warmup=args.warmup,
         locust_workers=args.locust_workers,
         scenario=args.scenario,
+        queries=getattr(args, "queries", None),
         users=args.users,
     )
 

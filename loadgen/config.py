@@ -34,7 +34,10 @@ MIN_RATE = 0.001
 ClientKind = Literal["raw", "locust"]
 Channel = Literal["pinned", "latest", "pre"]  # as loadgen.records.packages.CHANNELS
 LoadModel = Literal["closed", "open"]
-Scenario = Literal["hello", "browse"]
+Scenario = Literal["hello", "json", "db", "queries", "fortunes", "browse"]
+RAW_SCENARIOS = ("hello", "json", "db", "queries", "fortunes")  # browse: locust only
+LOCUST_SCENARIOS = ("hello", "browse")
+DatabaseKind = Literal["sqlite", "postgres"]
 
 
 class ConfigError(ValueError):
@@ -69,10 +72,12 @@ class Envs:
 
 @dataclass(frozen=True)
 class Cpus:
-    """Disjoint CPU sets: the target's server runs on ``server``, clients on ``client``."""
+    """Disjoint CPU sets: the target's server runs on ``server``, clients on ``client``; a
+    PostgreSQL database (``[database] kind = "postgres"``) on ``database``."""
 
     server: tuple[int, ...] = (0,)
     client: tuple[int, ...] = (1,)
+    database: tuple[int, ...] = ()  # the PostgreSQL server's; empty: the server's CPUs
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,20 @@ class Server:
     worker_cpus: Literal["own", "shared"] = "own"
     startup_timeout: float = 60.0
     stop_grace: float = 5.0
+
+
+@dataclass(frozen=True)
+class Database:
+    """The database of the db, queries and fortunes scenarios (made by the suite for a run).
+
+    ``sqlite``: a file in the run folder, embedded in the target's process. ``postgres``: a
+    private PostgreSQL cluster (``initdb`` into the run folder, a free loopback port, pinned to
+    ``cpus.database``), stopped when the run ends; ``bindir`` holds its programs (``initdb``,
+    ``postgres``), empty: the newest ``/usr/lib/postgresql/*/bin``."""
+
+    kind: DatabaseKind = "sqlite"
+    bindir: str = ""
+    startup_timeout: float = 60.0  # initdb, start and data load of the PostgreSQL cluster
 
 
 @dataclass(frozen=True)
@@ -112,6 +131,7 @@ class LoadSetting:
     procs: int = 0  # raw client processes; 0: one per client CPU
     timeout: float = 10.0
     check_every: int = 100  # body check on one answer in N
+    queries: int = 20  # the queries scenario's ?n= (1..500)
     users: int = 0  # locust users; 0: the connection count
     spawn_rate: float = 0.0  # locust users/s; 0: all at once
     locust_workers: int = 0  # 0: one local locust process; N: a master and N local workers
@@ -206,6 +226,7 @@ class Config:
     cpus: Cpus = field(default_factory=Cpus)
     server: Server = field(default_factory=Server)
     network: Network = field(default_factory=Network)
+    database: Database = field(default_factory=Database)
     run: Run = field(default_factory=Run)
     sampler: Sampler = field(default_factory=Sampler)
     nightly: Run = field(default_factory=Run)  # the profile `fwbench nightly` runs
@@ -371,6 +392,15 @@ def _check(cfg: Config) -> None:
                     f"cpus.{side}[{i}]",
                     f"CPU {cpu} does not exist here (usable CPUs: {_ranges(have)})",
                 )
+    for i, cpu in enumerate(cfg.cpus.database):
+        if cpu not in have:
+            raise ConfigError(
+                f"cpus.database[{i}]",
+                f"CPU {cpu} does not exist here (usable CPUs: {_ranges(have)})",
+            )
+    _seconds("database.startup_timeout", cfg.database.startup_timeout, positive=True)
+    if cfg.database.bindir and not Path(cfg.database.bindir).is_absolute():
+        raise ConfigError("database.bindir", f"{cfg.database.bindir!r} must be an absolute path")
     both = set(cfg.cpus.server) & set(cfg.cpus.client)
     if both:
         raise ConfigError(
@@ -539,8 +569,18 @@ def _check_run(run: Run, section: str, cfg: Config) -> None:
         _nonneg(f"{k}.locust_external_workers", ld.locust_external_workers)
         if not 0 <= ld.locust_master_port <= 65535:
             raise ConfigError(f"{k}.locust_master_port", "is out of range 0..65535")
-        if ld.client == "raw" and ld.scenario != "hello":
-            raise ConfigError(f"{k}.scenario", "the raw client runs only the hello scenario")
+        if ld.client == "raw" and ld.scenario not in RAW_SCENARIOS:
+            raise ConfigError(
+                f"{k}.scenario",
+                f"the raw client runs {', '.join(RAW_SCENARIOS)}; {ld.scenario} is locust's",
+            )
+        if ld.client == "locust" and ld.scenario not in LOCUST_SCENARIOS:
+            raise ConfigError(
+                f"{k}.scenario",
+                f"the locust client runs {' and '.join(LOCUST_SCENARIOS)}; use the raw client",
+            )
+        if not 1 <= ld.queries <= 500:
+            raise ConfigError(f"{k}.queries", f"{ld.queries} is out of range 1..500")
 
 
 def check_target_names(cfg: Config, known: set[str], key: str = "run.targets") -> None:

@@ -35,6 +35,7 @@ that every part of the client counts with one vocabulary, :data:`ERROR_KINDS`.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -175,13 +176,13 @@ class ResponseParser:
     """
 
     __slots__ = (
+        "_body_ok",
         "_check_every",
         "_check_in",
         "_checked",
         "_chunks",
         "_close_every",
         "_keep_alive",
-        "_kind",
         "_known",
         "_known_error",
         "_open",
@@ -206,8 +207,10 @@ class ResponseParser:
         keep_answers: bool = False,
         shared: KnownAnswer | None = None,
         close_every: bool = False,
+        check: Callable[[bytes], bool] | None = None,
     ) -> None:
-        """``kind`` names the body check (None: bodies are never looked at).
+        """``kind`` names the hello body check (None: bodies are never looked at); ``check``,
+        when given, is the body check instead (a scenario's, e.g. ``json`` or ``db``).
 
         ``check_every``: check one answer in this many (1 checks them all). ``keep_answers``:
         keep an :class:`Answer` for every completed answer in :attr:`answers` (tests, debugging;
@@ -218,7 +221,9 @@ class ResponseParser:
         """
         if check_every < 1:
             raise ValueError("check_every must be at least 1")
-        self._kind = kind
+        self._body_ok: Callable[[bytes], bool] | None = check
+        if check is None and kind is not None:
+            self._body_ok = functools.partial(body_ok, kind)
         self._check_every = check_every
         self._close_every = close_every
         # The first answer of a connection is checked, then one in ``check_every``.
@@ -228,7 +233,8 @@ class ResponseParser:
         # llhttp looks its callbacks up once, when a parser is made: without ``on_body`` it never
         # builds body objects at all. With a check configured, a body chunk costs one C-level
         # list append; the list is emptied when the next answer begins.
-        self._chunks: list[bytes] | None = [] if kind is not None or keep_answers else None
+        checking = self._body_ok is not None
+        self._chunks: list[bytes] | None = [] if checking or keep_answers else None
         self.on_body: Callable[[bytes], object] | None = (
             None if self._chunks is None else self._chunks.append
         )
@@ -308,8 +314,9 @@ class ResponseParser:
 
     def _remember(self, data: bytes) -> None:
         verdict = self._verdict
-        unchecked = verdict is None and self._kind is not None and not self._checked
-        if unchecked and not body_ok(self._kind or "html", b"".join(self._chunks or ())):
+        check = self._body_ok
+        unchecked = verdict is None and check is not None and not self._checked
+        if unchecked and check is not None and not check(b"".join(self._chunks or ())):
             verdict = "body"
             self.body_errors += 1
         self._known = data
@@ -355,9 +362,9 @@ class ResponseParser:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self._check_in <= 0:
             self._check_in = self._check_every
-            if self._kind is not None and verdict is None:
+            if self._body_ok is not None and verdict is None:
                 self._checked = True
-                if not body_ok(self._kind, body):
+                if not self._body_ok(body):
                     verdict = "body"
                     self.body_errors += 1
         if self.keep:

@@ -8,6 +8,14 @@ Content-Type); a target that fails it, crashes or dies mid-trial is recorded as 
 run goes on. Records are appended as each trial ends, so Ctrl-C keeps every finished trial; the
 ``finally`` blocks stop the server and the sampler whatever happens.
 
+Scenarios: a trial of scenario S requests the target's path for S (``queries``: ``path?n=N``,
+N the setting's ``queries``); a target that does not declare S is recorded as not applicable
+(status ``not_applicable``, the reason from its ``[not_applicable]``), never started. A run
+with a db, queries or fortunes setting has a database, made before the first trial
+(:meth:`Runner.start_database`): a SQLite file in ``<run>/db/`` or a private PostgreSQL cluster
+(:mod:`loadgen.pgcluster`, sampled as the ``database`` role), stopped when the matrix ends,
+also on Ctrl-C and errors; every server gets the ``FWBENCH_DB_*`` variables.
+
 Signals are the caller's: ``fwbench`` (:mod:`commands.cli`) turns SIGTERM into Ctrl-C for every
 phase; a library caller keeps its own policy (a handler can only be set in the main thread). A
 process that dies without cleanup still leaves nothing running: every child is watched by
@@ -28,6 +36,7 @@ from typing import Any, TextIO
 
 from loadgen import machine
 from loadgen.config import Config, LoadSetting, to_dict
+from loadgen.db import Database, open_database
 from loadgen.envs import BuildOutcome, Env, build_all, index_args
 from loadgen.launcher import LaunchError, LaunchOptions, Server, start
 from loadgen.procs import pinned
@@ -40,6 +49,8 @@ from loadgen.records import (
     TrialRecord,
     append_record,
 )
+from loadgen.records.scenarios import DB_SCENARIOS
+from loadgen.scenario_checks import content_type_problem, sampled_problem
 from loadgen.targets import Target
 from loadgen.verify import Verdict, check_answer, request_answer, verify_target
 
@@ -117,7 +128,9 @@ class Progress:
 
     def finished(self, rec: TrialRecord) -> None:
         self.done += 1
-        if rec.status == "ok":
+        if rec.status == "not_applicable":
+            msg = f"    not applicable: {rec.failure}"
+        elif rec.status == "ok":
             p99 = rec.latency_ms.p99 if rec.latency_ms else float("nan")
             sat = "  CLIENT SATURATED" if rec.client_saturated else ""
             errs = f"  errors {rec.error_count}" if rec.error_count else ""
@@ -147,6 +160,7 @@ class Runner:
         self.envs: dict[str, Env] = {}
         self.verdicts: dict[str, Verdict] = {}
         self.header: RunHeader | None = None
+        self.database: Database | None = None
 
     # -- run header ---------------------------------------------------------------------------
 
@@ -247,6 +261,8 @@ class Runner:
         progress = Progress(len(trials), out)
         interrupted = False
         try:
+            if any(ld.scenario in DB_SCENARIOS for ld in self.cfg.run.load):
+                self.start_database(out)
             with pinned(self.cfg.cpus.client):
                 for p in trials:
                     est = p.load.duration + p.load.warmup + 3.0
@@ -263,8 +279,25 @@ class Runner:
             print("\nfwbench: interrupted; finished trials are kept", file=out, flush=True)
             raise
         finally:
+            self.stop_database(out)
             self._write_header(finished_at=now_iso(), interrupted=interrupted)
         return self.run_dir
+
+    # -- the scenario database -------------------------------------------------------------------
+
+    def start_database(self, out: TextIO | None = None) -> Database:
+        """Make the run's database once (:func:`loadgen.db.open_database`); every server
+        started from now on gets its ``FWBENCH_DB_*`` variables."""
+        if self.database is None:
+            self.database = open_database(self.cfg, self.run_dir / "db", out or sys.stderr)
+            extra = tuple(self.launch.extra_env) + tuple(self.database.env.items())
+            self.launch = replace(self.launch, extra_env=extra)
+        return self.database
+
+    def stop_database(self, out: TextIO | None = None) -> None:
+        """Stop the PostgreSQL cluster, if one runs (again: nothing to do)."""
+        if self.database is not None:
+            self.database.stop(out or sys.stderr)
 
     def cost(self, out: TextIO | None = None) -> None:
         """The cost pass after the matrix (``run.cost``): ``cost.jsonl``, one record a target."""
@@ -321,6 +354,15 @@ class Runner:
         v = self.verdicts.get(t.name)
         env = self.envs.get(t.name)
         base = self._base(p, v)
+        why_not = t.not_applicable_reason(p.load.scenario)
+        if why_not:
+            return replace(base, status="not_applicable", failure=why_not, database={})
+        db = self.database if p.load.scenario in DB_SCENARIOS else None
+        if db is not None and db.error:
+            return self._failed(base, f"database: {db.error}")
+        if db is not None and db.cluster is not None and not db.cluster.alive():
+            code = db.cluster.proc.returncode
+            return self._failed(base, f"database: the PostgreSQL server exited with code {code}")
         if v is None or not v.ok or env is None:
             why = "; ".join(c.reason for c in v.failures) if v else "not verified"
             return self._failed(base, f"verification failed: {why}")
@@ -329,7 +371,7 @@ class Runner:
         except LaunchError as exc:
             return self._failed(base, f"start: {exc.reason}")
         try:
-            problem = _quick_check(t, server)
+            problem = _quick_check(t, server, p.load)
             if problem:
                 return self._failed(base, f"answer check: {problem}", startup_s=server.startup_s)
             return self._measure(p, server, base, live)
@@ -346,6 +388,8 @@ class Runner:
 
         client_cpus = self.cfg.cpus.client
         trial_name = p.trial_id.replace("/", "__")
+        db = self.database if p.load.scenario in DB_SCENARIOS else None
+        cluster = db.cluster if db is not None else None
         sampler = SamplerProcess(
             target_pid=server.proc.pid,
             client_pid=os.getpid(),
@@ -353,6 +397,7 @@ class Runner:
             interval=self.cfg.sampler.interval,
             uss_every=self.cfg.sampler.uss_every,
             cpus=client_cpus,
+            database_pid=cluster.pid if cluster is not None else None,
         )
         try:
             sampler.start()
@@ -386,6 +431,7 @@ class Runner:
             hist_uncorrected=result.hist_uncorrected or "",
             target_stats=summary.target,
             client_stats=summary.client,
+            database_stats=summary.database,
             sampler_cpu_pct=summary.sampler_cpu_pct,
             cpu_s_per_1k=(summary.target_cpu_s / result.requests * 1000)
             if result.requests
@@ -417,7 +463,7 @@ class Runner:
         spec = LoadSpec(
             host=server.host,
             port=server.port,
-            path=p.target.hello_path,
+            path=p.target.path_for(ld.scenario, ld.queries),
             connections=p.connections,
             duration=ld.duration,
             warmup=ld.warmup,
@@ -428,6 +474,8 @@ class Runner:
             kind=p.target.kind,
             check_every=ld.check_every,
             keepalive=p.target.keepalive,
+            scenario=ld.scenario,
+            queries=ld.queries if ld.scenario == "queries" else 1,
         )
         settings = {
             "procs": procs,
@@ -435,6 +483,7 @@ class Runner:
             "timeout": ld.timeout,
             "check_every": ld.check_every,
             "keepalive": p.target.keepalive,
+            "path": spec.path,
         }
         # One client process uses one CPU at most: saturation is judged on the CPUs it can use.
         return _Driven(run_load(spec, progress=live), settings, spec.client_cpus)
@@ -538,6 +587,9 @@ class Runner:
             startup_s=None,
             idle_rss_bytes=None,
             machine=self.machine,
+            database=dict(self.database.info)
+            if self.database is not None and ld.scenario in DB_SCENARIOS
+            else {},
         )
 
     @staticmethod
@@ -549,15 +601,25 @@ def _some(latency: Latency | None) -> Latency | None:
     return latency if latency is not None and latency.count else None
 
 
-def _quick_check(t: Target, server: Server) -> str | None:
-    """The fresh server's answer, checked before any load: status, body, Content-Type."""
+def _quick_check(t: Target, server: Server, load: LoadSetting | None = None) -> str | None:
+    """The fresh server's answer, checked before any load: status, body, Content-Type (a
+    scenario's: :func:`loadgen.scenario_checks.sampled_problem`)."""
+    scenario = load.scenario if load is not None else "hello"
+    path = t.path_for(load.scenario, load.queries) if load is not None else t.hello_path
     conn = http.client.HTTPConnection(server.host, server.port, timeout=5.0)
     try:
-        answer = request_answer(conn, t.hello_path)
+        answer = request_answer(conn, path)
     except (OSError, http.client.HTTPException) as exc:
         return f"{type(exc).__name__}: {exc}"
     finally:
         conn.close()
+    if load is not None and scenario not in ("hello", "browse"):
+        if answer.status != 200:
+            return f"status: status {answer.status}, expected 200"
+        ctype = answer.headers.get("content-type", "")
+        n = load.queries if scenario == "queries" else 1
+        problem = content_type_problem(scenario, ctype) or sampled_problem(scenario, answer.body, n)
+        return f"{scenario}: {problem}" if problem else None
     bad = [c for c in check_answer(t, answer) if c.status == "fail"]
     return "; ".join(f"{c.name}: {c.reason}" for c in bad) or None
 

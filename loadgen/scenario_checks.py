@@ -12,12 +12,14 @@ and UTF-8, and the Content-Type.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
 
 from loadgen.records.scenarios import (
     WORLD_ROWS,
     json_payload,
+    json_payload_bytes,
     sorted_fortunes,
     world_number,
 )
@@ -54,6 +56,20 @@ def _whole(v: Any) -> bool:
 
 def world_problem(obj: Any, offset: int = 0) -> str | None:
     """One ``{"id", "randomNumber"}`` row, with the number the table holds for that id."""
+    problem = world_shape_problem(obj)
+    if problem:
+        return problem
+    rid, num = obj["id"], obj["randomNumber"]
+    want = world_number(rid) + offset
+    if num != want:
+        return f"row {rid}: randomNumber {num}, the table holds {want}"
+    return None
+
+
+def world_shape_problem(obj: Any) -> str | None:
+    """One row's shape and range only: keys, whole numbers, id in 1..10,000 (not the value the
+    table holds: the load clients' sampled check, which a verifier's change of the table must
+    not fail)."""
     if not isinstance(obj, dict):
         return f"a row is {type(obj).__name__}, expected an object"
     keys = set(obj)
@@ -64,9 +80,6 @@ def world_problem(obj: Any, offset: int = 0) -> str | None:
         return f"id and randomNumber must be whole numbers, got {rid!r} and {num!r}"
     if not 1 <= rid <= WORLD_ROWS:
         return f"id {rid} is out of 1..{WORLD_ROWS}"
-    want = world_number(rid) + offset
-    if num != want:
-        return f"row {rid}: randomNumber {num}, the table holds {want}"
     return None
 
 
@@ -152,6 +165,48 @@ def fortunes_problem(body: bytes) -> str | None:
                 return "the fortunes are not sorted by message"
             return f"row {g!r}, expected {w!r}"
     return None
+
+
+def sampled_problem(scenario: str, body: bytes, n: int = 1) -> str | None:
+    """The check of an answer sampled under load (and of a fresh server's first answer): as
+    :func:`answer_problem` for ``json`` and ``fortunes``; for ``db`` and ``queries`` the shape,
+    the row count and the ids' range only (the verifier checks the values)."""
+    if scenario not in ("db", "queries"):
+        return answer_problem(scenario, body)
+    obj, err = _load(body)
+    if err:
+        return err
+    if scenario == "db":
+        return (
+            "db answers one object, not a list"
+            if isinstance(obj, list)
+            else (world_shape_problem(obj))
+        )
+    if not isinstance(obj, list):
+        return f"queries answers a list, got {type(obj).__name__}"
+    if len(obj) != n:
+        return f"{len(obj)} rows, expected {n}"
+    for row in obj:
+        problem = world_shape_problem(row)
+        if problem:
+            return problem
+    return None
+
+
+def sampled_check(scenario: str, n: int = 1) -> Callable[[bytes], bool]:
+    """:func:`sampled_problem` as a yes/no body check for the load clients."""
+    if scenario == "json":
+        fast = {json_payload_bytes()}
+
+        def json_ok(body: bytes) -> bool:
+            return body in fast or json_problem(body) is None
+
+        return json_ok
+
+    def ok(body: bytes) -> bool:
+        return sampled_problem(scenario, body, n) is None
+
+    return ok
 
 
 def answer_problem(

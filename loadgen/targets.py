@@ -28,6 +28,10 @@ class TargetError(ValueError):
     pass
 
 
+NOT_DECLARED = "does not declare the scenario"
+"""Why a target is not applicable to a scenario it neither serves nor explains."""
+
+
 @dataclass(frozen=True)
 class Target:
     name: str
@@ -72,6 +76,21 @@ class Target:
     def label(self) -> str:
         worker = f" ({self.server_worker})" if self.server_worker else ""
         return f"{self.framework} on {self.server}{worker}"
+
+    def path_for(self, scenario: str, queries: int = 1) -> str:
+        """The path a trial of ``scenario`` requests (``?n=queries`` for ``queries``);
+        ``hello_path`` for hello and browse. KeyError when the target does not serve it."""
+        if scenario in ("hello", "browse"):
+            return self.hello_path
+        path = dict(self.scenarios)[scenario]
+        return f"{path}?n={queries}" if scenario == "queries" else path
+
+    def not_applicable_reason(self, scenario: str) -> str | None:
+        """None when the target serves ``scenario``; else why not (its ``[not_applicable]``
+        reason, or :data:`NOT_DECLARED`)."""
+        if scenario in ("hello", "browse") or scenario in dict(self.scenarios):
+            return None
+        return dict(self.not_applicable).get(scenario) or NOT_DECLARED
 
     def argv(self, *, host: str, port: int, workers: int, python: str) -> list[str]:
         values = {

@@ -88,6 +88,8 @@ def _split(spec: LoadSpec, address: tuple[int, tuple[Any, ...]], request: bytes)
                 check_every=spec.check_every,
                 cpus=cpus,
                 keepalive=spec.keepalive,
+                scenario=spec.scenario,
+                queries=spec.queries,
             )
         )
         first += count

@@ -77,6 +77,7 @@ from loadgen.http1 import (
     ParseError,
     ResponseParser,
 )
+from loadgen.scenario_checks import sampled_check
 
 LATE_NS = 2_000_000
 """An open-loop send later than this after its intended time counts as late (twice the
@@ -114,6 +115,8 @@ class _Part:
     check_every: int
     cpus: tuple[int, ...]
     keepalive: bool = True
+    scenario: str = "hello"  # another: its sampled body check instead of ``kind``'s
+    queries: int = 1  # the rows of a queries answer
     go: float = 0.0
     """Monotonic time at which the warm-up starts (set when all workers are ready)."""
 
@@ -169,7 +172,11 @@ class _Conn(asyncio.Protocol):
         self.worker = worker
         self.number = number
         self.core = ResponseParser(
-            worker.kind, worker.check_every, shared=worker.known, close_every=worker.close_every
+            worker.kind,
+            worker.check_every,
+            shared=worker.known,
+            close_every=worker.close_every,
+            check=worker.check,
         )
         self.transport: asyncio.Transport | None = None
         self.tx: _Writer = _NOT_OPEN
@@ -340,6 +347,9 @@ class _Worker:
         self.loop = loop
         self.thread_cpu = thread_cpu
         self.kind = part.kind
+        self.check: Callable[[bytes], bool] | None = None
+        if part.scenario != "hello":
+            self.check = sampled_check(part.scenario, part.queries)
         self.check_every = part.check_every
         self.close_every = not part.keepalive
         self.request = part.request

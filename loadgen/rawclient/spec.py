@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from loadgen.http1 import DEFAULT_CHECK_EVERY, encode_request, host_header_value
 from loadgen.loadspec import MIN_RATE, common_problems
+from loadgen.records.scenarios import MAX_QUERIES, SCENARIOS
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,12 @@ class LoadSpec:
     """Extra request headers ``(name, value)``, sent after ``Host`` on every request."""
     body: bytes | None = None
     """The body of every request (sent with its ``Content-Length``); None: no body."""
+    scenario: str = "hello"
+    """What the answers are (:mod:`loadgen.records.scenarios`): ``hello`` is checked by
+    ``kind``; any other by :func:`loadgen.scenario_checks.sampled_check` on one answer in
+    ``check_every``, whatever ``kind`` says."""
+    queries: int = 1
+    """The rows a ``queries`` answer holds (the clamped ``?n=`` of ``path``)."""
 
     def __post_init__(self) -> None:
         problems = common_problems(
@@ -56,6 +63,10 @@ class LoadSpec:
                 f"rate must be a finite number of requests/s, at least {MIN_RATE:g} "
                 "(or None for a closed loop)"
             )
+        if self.scenario not in SCENARIOS:
+            problems.append(f"scenario must be one of {', '.join(SCENARIOS)}")
+        if not 1 <= self.queries <= MAX_QUERIES:
+            problems.append(f"queries must be 1..{MAX_QUERIES}")
         if self.procs < 1:
             problems.append("procs must be at least 1")
         if self.procs > self.connections:

@@ -9,9 +9,11 @@ format (``{"schema": "fwbench.samples/1", "target_pid": ..., "interval": ..., ..
 mid-write leaves at most one torn last line; :func:`read_samples` skips it.
 
 Each sample holds two roles, ``target`` (the server's process tree) and ``client`` (the load
-client's processes). CPU-seconds and context switches are cumulative and never go backwards: a
-process that ends keeps its last reading in its role's totals. Per-interval CPU % comes from
-:func:`cpu_pct_series`, the one formula the sampler's summary and the report both use.
+client's processes), and a third, ``database`` (a PostgreSQL server's postmaster and backends),
+when the trial had one (an addition to version 1: absent, or null, in other files). CPU-seconds
+and context switches are cumulative and never go backwards: a process that ends keeps its last
+reading in its role's totals. Per-interval CPU % comes from :func:`cpu_pct_series`, the one
+formula the sampler's summary and the report both use.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from loadgen.records.jsonl import RecordError, check_version, json_objects
 SCHEMA = "fwbench.samples/1"  # the header line of a samples file
 KNOWN_SCHEMAS = frozenset({SCHEMA})
 
-Role = Literal["target", "client"]
+Role = Literal["target", "client", "database"]
 ROLES: tuple[Role, ...] = ("target", "client")
+"""The roles every sample has (``database`` is optional: see :attr:`Sample.database`)."""
 
 
 @dataclass(frozen=True)
@@ -53,19 +56,31 @@ class Sample:
     sys_busy_s: float  # /proc/stat: CPU-seconds busy on all CPUs since boot
     sys_total_s: float  # /proc/stat: CPU-seconds on all CPUs since boot (busy + idle + iowait)
     sampler_cpu_s: float  # the sampler's own user + system CPU-seconds since it started
+    database: RoleSample | None = None  # a PostgreSQL server's processes, when sampled
 
     def for_role(self, role: Role) -> RoleSample:
+        if role == "database":
+            return self.database or _NOBODY
         return self.target if role == "target" else self.client
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["database"] is None:
+            del d["database"]  # files without a database read as before
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Sample:
         data = dict(d)
         data["target"] = RoleSample(**data["target"])
         data["client"] = RoleSample(**data["client"])
+        if data.get("database") is not None:
+            data["database"] = RoleSample(**data["database"])
         return cls(**data)
+
+
+_NOBODY = RoleSample(0, 0.0, 0.0, 0, None, 0, 0)
+"""A role with no process (``database`` in a trial without a PostgreSQL server)."""
 
 
 def read_samples(path: Path) -> list[Sample]:

@@ -1,7 +1,11 @@
 """Trial records: one immutable, versioned record per trial, written as JSON lines.
 
 Format history (``schema`` field):
-- ``fwbench.trial/1``: first version.
+- ``fwbench.trial/1``: first version. Later additions, each optional with a default (older
+  records read as before): ``status = "not_applicable"`` (the target does not serve the
+  setting's scenario; ``failure`` says why, nothing was measured), ``database`` (the scenario
+  database's kind, engine and version) and ``database_stats`` (a PostgreSQL server's
+  processes over the window).
 
 A run directory ``reports/runs/<run-id>/`` holds:
 - ``run.json``: the run's header (run id, start time, config used, machine fingerprint,
@@ -24,7 +28,8 @@ from loadgen.records.jsonl import RecordError, append_json_line, check_version, 
 SCHEMA = "fwbench.trial/1"
 KNOWN_SCHEMAS = frozenset({SCHEMA})
 
-TrialStatus = Literal["ok", "failed"]
+TrialStatus = Literal["ok", "failed", "not_applicable"]
+TRIAL_STATUSES: tuple[str, ...] = ("ok", "failed", "not_applicable")
 ERROR_KINDS = ("connect", "timeout", "reset", "status", "body", "parse")
 LATENCY_KEYS = ("p50", "p90", "p99", "p999", "max")
 """The percentiles of a :class:`Latency`, in its field names (milliseconds)."""
@@ -84,7 +89,7 @@ class TrialRecord:
     client: str  # "raw" | "locust"
     client_settings: dict[str, Any]  # procs, cpus, check_every, timeout; locust workers, users
     load: str  # the load setting's name
-    scenario: str  # "hello" | "browse"
+    scenario: str  # "hello" | "json" | "db" | "queries" | "fortunes" | "browse"
     model: str  # "closed" | "open"
     connections: int
     rate: float | None  # asked requests/s for the open model
@@ -112,13 +117,18 @@ class TrialRecord:
     machine: dict[str, Any]  # the fingerprint (see loadgen.machine)
     workers_finished: int | None = None  # locust: workers that finished
     schema: str = SCHEMA
+    # the scenario database ({} for hello/json): kind ("sqlite"/"postgres"), engine, version
+    database: dict[str, Any] = field(default_factory=dict)
+    database_stats: ProcStats | None = None  # the PostgreSQL server's processes (not SQLite's)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.status not in ("ok", "failed"):
+        if self.status not in TRIAL_STATUSES:
             raise RecordError(f"status {self.status!r}")
         if self.status == "failed" and not self.failure:
             raise RecordError("a failed trial says why")
+        if self.status == "not_applicable" and not self.failure:
+            raise RecordError("a not-applicable trial says why (in failure)")
         if self.requests < 0 or self.duration_s < 0:
             raise RecordError("negative counts")
 
@@ -136,7 +146,7 @@ class TrialRecord:
         for key in ("latency_ms", "latency_uncorrected_ms"):
             if data.get(key) is not None:
                 data[key] = Latency(**data[key])
-        for key in ("target_stats", "client_stats"):
+        for key in ("target_stats", "client_stats", "database_stats"):
             if data.get(key) is not None:
                 data[key] = ProcStats(**data[key])
         return cls(**data)
@@ -148,6 +158,7 @@ _ROW_SKIPPED = frozenset(
     {"client_settings", "latency_uncorrected_ms", "workers_finished", "schema", "extra"}
 )
 """Fields with no column: nested settings, the open loop's second latency, locust details."""
+_STATS = ("target_stats", "client_stats", "database_stats")
 
 
 def _stats_columns(role: str) -> tuple[str, ...]:
@@ -159,10 +170,12 @@ def _columns_of(name: str) -> tuple[str, ...]:
         return ("errors_total", *(f"errors_{k}" for k in ERROR_KINDS), "errors_other")
     if name == "latency_ms":
         return ("latency_count", "mean_ms", *(f"{k}_ms" for k in LATENCY_KEYS))
-    if name in ("target_stats", "client_stats"):
+    if name in _STATS:
         return _stats_columns(name.removesuffix("_stats"))
     if name == "machine":
         return ("fingerprint",)
+    if name == "database":
+        return ("database_kind", "database_version")
     return (name,)
 
 
@@ -188,13 +201,16 @@ def trial_row(r: TrialRecord) -> dict[str, Any]:
             row["latency_count"] = value.count if value else None
             row["mean_ms"] = value.mean if value else None
             row.update({f"{k}_ms": getattr(value, k) if value else None for k in LATENCY_KEYS})
-        elif name in ("target_stats", "client_stats"):
+        elif name in _STATS:
             role = name.removesuffix("_stats")
             row[f"{role}_cpu_s"] = (value.cpu_user_s + value.cpu_system_s) if value else None
             for sf in fields(ProcStats):
                 row[f"{role}_{sf.name}"] = getattr(value, sf.name) if value else None
         elif name == "machine":
             row["fingerprint"] = str(value.get("fingerprint", ""))
+        elif name == "database":
+            row["database_kind"] = str(value.get("kind", ""))
+            row["database_version"] = str(value.get("version", ""))
         else:
             row[name] = value
     if row["cpu_s_per_1k"] is None and row["target_cpu_s"] is not None and r.requests:

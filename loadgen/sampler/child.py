@@ -10,8 +10,11 @@ and exit; it also exits when its parent is gone (see :mod:`loadgen.sampler.handl
 
 Roles: ``target`` is the server's leader PID and its descendants; ``client`` is the client root
 (the fwbench process) and its descendants, without the target's tree, the sampler and the PIDs
-of ``ignore`` (fwbench's reaper, :mod:`loadgen.reaper`: idle, and not load). A process stays in
-the role it was first seen in until it ends, so a worker whose master died is still counted.
+of ``ignore`` (fwbench's reaper, :mod:`loadgen.reaper`: idle, and not load) and without the
+database's tree. ``database`` (when ``database_pid`` is given) is a PostgreSQL server's
+postmaster and its descendants (the backends, one per connection, and its helpers). A process
+stays in the role it was first seen in until it ends, so a worker whose master died is still
+counted.
 
 Counters are cumulative and never go backwards: a process that ends keeps its last reading in
 its role's totals (a zombie's reading is final).
@@ -234,17 +237,26 @@ def machine_cpu() -> tuple[float, float]:
 class TreeSampler:
     """Takes samples in this process (what the sampler's process runs in its loop)."""
 
-    def __init__(self, target_pid: int, client_pid: int, ignore: Collection[int] = ()) -> None:
+    def __init__(
+        self,
+        target_pid: int,
+        client_pid: int,
+        ignore: Collection[int] = (),
+        database_pid: int | None = None,
+    ) -> None:
         self.target_pid = target_pid
         self.client_pid = client_pid
+        self.database_pid = database_pid
         self.me = os.getpid()
         self.ignore = set(ignore)  # the client's children that are not the client (the reaper)
         self.target = _Role()
         self.client = _Role()
+        self.database = _Role() if database_pid else None
         self.refreshed = -float("inf")
         self._files = os.path.exists(f"/proc/{self.me}/task/{self.me}/children")
         # The roots are walked only while their PIDs belong to the processes given (PIDs wrap).
-        self._roots = {pid: _started(pid) for pid in (target_pid, client_pid)}
+        roots = (target_pid, client_pid, *((database_pid,) if database_pid else ()))
+        self._roots = {pid: _started(pid) for pid in roots}
 
     def refresh(self) -> None:
         children: ChildrenOf = children_from_files if self._files else children_from_scan()
@@ -252,8 +264,14 @@ class TreeSampler:
         if now[self.target_pid] == self._roots[self.target_pid]:
             for pid in tree(self.target_pid, {self.me}, children):
                 self.target.add(pid)
+        db_pid = self.database_pid
+        if self.database is not None and db_pid and now[db_pid] == self._roots[db_pid]:
+            for pid in tree(db_pid, {self.me}, children):
+                self.database.add(pid)
         if now[self.client_pid] == self._roots[self.client_pid]:
             prune = {self.me, self.target_pid, *self.target.live, *self.ignore}
+            if self.database is not None and db_pid:
+                prune |= {db_pid, *self.database.live}
             for pid in tree(self.client_pid, prune, children):
                 self.client.add(pid)
         self.refreshed = time.monotonic()
@@ -264,8 +282,10 @@ class TreeSampler:
         t, mono = time.time(), time.monotonic()
         target = self.target.read(uss)
         client = self.client.read(uss)
+        database = self.database.read(uss) if self.database is not None else None
         busy, total = machine_cpu()
-        return Sample(t, mono, target, client, busy, total, time.process_time())
+        sampler_s = time.process_time()
+        return Sample(t, mono, target, client, busy, total, sampler_s, database)
 
 
 def _run(config: Mapping[str, Any]) -> int:
@@ -287,11 +307,15 @@ def _run(config: Mapping[str, Any]) -> int:
     if not psutil.pid_exists(config["target_pid"]):
         print(f"target PID {config['target_pid']} does not exist", file=sys.stderr)
         return 2
-    sampler = TreeSampler(config["target_pid"], config["client_pid"], config.get("ignore", ()))
+    database_pid = config.get("database_pid")
+    sampler = TreeSampler(
+        config["target_pid"], config["client_pid"], config.get("ignore", ()), database_pid
+    )
     header = {
         "schema": SCHEMA,
         "target_pid": config["target_pid"],
         "client_pid": config["client_pid"],
+        "database_pid": database_pid,
         "sampler_pid": os.getpid(),
         "interval": interval,
         "uss_every": uss_every,

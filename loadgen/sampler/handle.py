@@ -46,9 +46,14 @@ class SamplerProcess:
         interval: float = 0.25,
         uss_every: int = 8,
         cpus: tuple[int, ...] = (),
+        database_pid: int | None = None,
     ) -> None:
+        """``database_pid``: a database server's root process (PostgreSQL's postmaster),
+        sampled as the ``database`` role and kept out of the client's."""
         if target_pid <= 0 or client_pid <= 0:
             raise ValueError("target_pid and client_pid must be PIDs")
+        if database_pid is not None and database_pid <= 0:
+            raise ValueError("database_pid must be a PID")
         if not interval > 0:
             raise ValueError(f"interval must be > 0, not {interval!r}")
         if uss_every < 1:
@@ -57,6 +62,7 @@ class SamplerProcess:
             raise ValueError(f"cpus must be CPU numbers, not {cpus!r}")
         self.target_pid = target_pid
         self.client_pid = client_pid
+        self.database_pid = database_pid
         self.out = out
         self.interval = interval
         self.uss_every = uss_every
@@ -84,6 +90,7 @@ class SamplerProcess:
             "interval": self.interval,
             "uss_every": self.uss_every,
             "cpus": list(self.cpus),
+            "database_pid": self.database_pid,
         }
         config["ignore"] = [reaper_pid()]  # a child of ours, but not the client
         self._proc = proc = spawn(

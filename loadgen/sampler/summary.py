@@ -30,6 +30,7 @@ class Summary:
     client_cpu_pct: float  # client CPU as % of its CPU set
     target_cpu_s: float  # target user + system CPU-seconds in the window
     window_s: float = 0.0  # the seconds of the window the samples cover
+    database: ProcStats | None = None  # a PostgreSQL server's processes, when sampled
 
 
 def is_saturated(client_cpu_pct: float, threshold_pct: float = CLIENT_SATURATED_PCT) -> bool:
@@ -69,7 +70,8 @@ def summarize(
         return _at(ts, values, end) - _at(ts, values, start)
 
     stats: dict[Role, ProcStats | None] = {}
-    for role in ROLES:
+    roles: tuple[Role, ...] = (*ROLES, "database")
+    for role in roles:
         rs = [s.for_role(role) for s in samples]
         if not any(s.for_role(role).procs for s in around):
             stats[role] = None
@@ -88,8 +90,9 @@ def summarize(
             ctx_switches=round(delta([r.ctx_switches for r in rs])),
             processes_max=max(s.for_role(role).procs for s in inside),
         )
-    target, client = stats["target"], stats["client"]
+    target, client, database = stats["target"], stats["client"], stats["database"]
     target_cpu = target.cpu_user_s + target.cpu_system_s if target else 0.0
+    database_cpu = database.cpu_user_s + database.cpu_system_s if database else 0.0
     client_cpu = client.cpu_user_s + client.cpu_system_s if client else 0.0
     sampler_cpu = delta([s.sampler_cpu_s for s in samples])
     busy = delta([s.sys_busy_s for s in samples])
@@ -97,7 +100,8 @@ def summarize(
     other: float | None = None
     if total > 0:
         # Clamped: tick-based /proc/stat and per-process times disagree by a few ticks.
-        other = min(100.0, max(0.0, (busy - target_cpu - client_cpu - sampler_cpu) / total * 100))
+        ours = target_cpu + client_cpu + database_cpu + sampler_cpu
+        other = min(100.0, max(0.0, (busy - ours) / total * 100))
     return Summary(
         target=target,
         client=client,
@@ -106,6 +110,7 @@ def summarize(
         client_cpu_pct=client_cpu / span / n_client_cpus * 100,
         target_cpu_s=target_cpu,
         window_s=span,
+        database=database,
     )
 
 
