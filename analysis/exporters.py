@@ -12,6 +12,7 @@ import re
 from typing import Any
 
 from analysis import fmt
+from analysis.matrix import MATRIX_NOTE, MATRIX_TITLE, ScenarioMatrix, scenario_matrix
 from analysis.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import CostRow, Footprint, Group, Ranking, Summary
 from loadgen.records import COST_LIMITS, FINGERPRINT_KEYS
@@ -151,6 +152,9 @@ def render_json(s: Summary) -> str:
         d["channels"] = [c.to_dict() for c in s.channels]
     if s.scaling:  # only runs with a worker sweep
         d["scaling"] = [sc.to_dict() for sc in s.scaling]
+    matrix = scenario_matrix(s)
+    if matrix is not None:  # only runs with a scenario beyond hello
+        d["scenario_matrix"] = matrix.to_dict()
     return json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -381,6 +385,15 @@ def _scaling_md(s: Summary) -> list[str]:
     ]
 
 
+def _matrix_md(m: ScenarioMatrix) -> list[str]:
+    rows = [[md(t), *(fmt.DASH if c is None else md(c.text) for c in cells)] for t, cells in m.rows]
+    lines = [f"## {MATRIX_TITLE}", ""]
+    lines += _table(["target", *m.scenarios], "l" + "r" * len(m.scenarios), rows)
+    lines += ["", md(MATRIX_NOTE), ""]
+    lines += [f"- {md(n)}: {md(x.label())}" for n, x in zip(m.scenarios, m.settings, strict=True)]
+    return [*lines, ""]
+
+
 def render_markdown(s: Summary) -> str:
     runs = s.runs
     trials = len(s.trials)
@@ -395,6 +408,9 @@ def render_markdown(s: Summary) -> str:
             f"(fingerprint {md(s.machine.get('fingerprint', '?'))})."
         )
         lines.append("")
+    matrix = scenario_matrix(s)
+    if matrix is not None:
+        lines += _matrix_md(matrix)
     for r in s.rankings:
         lines += _ranking_md(r)
     if s.costs:

@@ -6,8 +6,12 @@ connection count). Theory of operation:
 1. Every group gets a state. It is ``ranked`` only when the target passed verification and
    every one of its trials finished ok, without a saturated client and with an error rate
    under :data:`MAX_ERROR_RATE`. Otherwise the state says why (``client_saturated``,
-   ``failed``, ``not_measured``) and the reason is written out for the reader: a figure that
-   the client's limit or a failed check produced is shown as such, never ranked.
+   ``failed``, ``not_measured``, ``not_applicable``) and the reason is written out for the
+   reader: a figure that the client's limit or a failed check produced is shown as such, never
+   ranked. In a scenario beyond hello, the target's verdict for that scenario counts (failed
+   verification of ``fortunes`` fails its ``fortunes`` groups only); a scenario the target
+   declares not applicable, or does not serve, or whose trials say ``not_applicable``, is
+   ``not_applicable``: neither ranked nor failed.
 2. Requests/s: the median of the trials with a 95 % bootstrap interval
    (:func:`analysis.stats.bootstrap_ci`, seeded) and the coefficient of variation. Latency:
    percentiles of the trials' histograms merged. CPU-seconds per 1,000 requests: median of
@@ -27,7 +31,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import pandas as pd
 
@@ -38,7 +42,10 @@ from analysis.load import Loaded, RunInfo
 from analysis.scaling import Scaling, scaling, workers_by_series
 from loadgen.records import ERROR_KINDS, FINGERPRINT_KEYS
 
-State = Literal["ranked", "client_saturated", "failed", "not_measured"]
+State = Literal["ranked", "client_saturated", "failed", "not_measured", "not_applicable"]
+NOT_APPLICABLE: Final = (
+    "not_applicable"  # a trial's status (and a group's state) for such a scenario
+)
 
 # A trial set with more errors than this share of its requests is not ranked: a target that
 # answers fast with errors is not fast.
@@ -298,6 +305,16 @@ def _verdicts_by_target(loaded: Loaded) -> dict[str, dict[str, Any]]:
 # --- groups ---------------------------------------------------------------------------------
 
 
+def scenario_verdict(verdict: dict[str, Any] | None, scenario: str) -> dict[str, Any] | None:
+    """The verifier's ``{"ok", "reason"}`` for a scenario beyond hello (ok None: not applicable,
+    or not declared); None for hello or without a verdict."""
+    if verdict is None or scenario == "hello":
+        return None
+    table = verdict.get("scenarios")
+    known = table if isinstance(table, dict) else {}
+    return known.get(scenario) or {"ok": None, "reason": "the target does not serve it"}
+
+
 def _group(
     target: str,
     setting: Setting,
@@ -305,12 +322,14 @@ def _group(
     verdict: dict[str, Any] | None,
     interrupted: bool,
 ) -> Group:
+    na = trials[trials["status"] == NOT_APPLICABLE]
+    trials = trials[trials["status"] != NOT_APPLICABLE]
     ok = trials[trials["status"] == "ok"]
     failed = trials[trials["status"] != "ok"]
     saturated = ok[ok["client_saturated"].astype(bool)]
     first: dict[str, Any] = dict(verdict or {})
-    if len(trials):
-        first = {str(k): v for k, v in trials.iloc[0].to_dict().items()}
+    if len(trials) or len(na):
+        first = {str(k): v for k, v in (trials if len(trials) else na).iloc[0].to_dict().items()}
     keepalive: bool | None
     if len(trials):
         keepalive = bool(trials["keepalive"].astype(bool).all())
@@ -333,10 +352,19 @@ def _group(
     n = len(trials)
     state: State = "ranked"
     reason = ""
+    sv = scenario_verdict(verdict, setting.scenario)
     if verdict is not None and not verdict.get("ok"):
         state = "failed"
         why = _str(verdict.get("failures")) or "the verifier's checks did not pass"
         reason = f"failed: verification: {why}"
+    elif sv is not None and sv.get("ok") is False:
+        state = "failed"
+        why = _str(sv.get("reason")) or "the verifier's checks did not pass"
+        reason = f"failed: verification of {setting.scenario}: {why}"
+    elif (len(na) and not len(ok)) or (sv is not None and sv.get("ok") is None and not n):
+        state = NOT_APPLICABLE
+        why = (_str(na.iloc[0]["failure"]) if len(na) else "") or _str((sv or {}).get("reason"))
+        reason = f"not applicable: {why or 'the target does not serve it'}"
     elif n == 0:
         state = "not_measured"
         reason = "not measured: " + (
@@ -406,7 +434,7 @@ def _ranking(setting: Setting, groups: list[Group]) -> Ranking:
         )
         rel = (g.rps_median or 0.0) / fastest if fastest else 0.0
         rows.append(Ranked(rank=i + 1, group=g, vs_fastest=rel, ties=ties))
-    order = {"client_saturated": 0, "failed": 1, "not_measured": 2}
+    order = {"client_saturated": 0, "failed": 1, "not_measured": 2, NOT_APPLICABLE: 3}
     others = sorted(
         (g for g in groups if not g.ranked),
         key=lambda g: (order.get(g.state, 9), -(g.rps_median or 0.0), g.target),
@@ -486,6 +514,13 @@ def _warnings(loaded: Loaded, groups: list[Group], footprints: list[Footprint]) 
     bad = [f.target for f in footprints if not f.ok]
     if bad:
         out.append(f"failed verification, not measured: {_names(bad)}")
+    bad_scenario = {
+        f"{g.target} ({g.setting.scenario})"
+        for g in groups
+        if g.reason.startswith(f"failed: verification of {g.setting.scenario}:")
+    }
+    if bad_scenario:
+        out.append("failed verification of a scenario, not measured in it: " + _names(bad_scenario))
     no_ka = {g.target for g in groups if g.keepalive is False}
     no_ka |= {f.target for f in footprints if f.keepalive is False}
     if no_ka:
