@@ -6,12 +6,10 @@ connection count). Theory of operation:
 1. Every group gets a state. It is ``ranked`` only when the target passed verification and
    every one of its trials finished ok, without a saturated client and with an error rate
    under :data:`MAX_ERROR_RATE`. Otherwise the state says why (``client_saturated``,
-   ``failed``, ``not_measured``, ``not_applicable``) and the reason is written out for the
-   reader: a figure that the client's limit or a failed check produced is shown as such, never
-   ranked. In a scenario beyond hello, the target's verdict for that scenario counts (failed
-   verification of ``fortunes`` fails its ``fortunes`` groups only); a scenario the target
-   declares not applicable, or does not serve, or whose trials say ``not_applicable``, is
-   ``not_applicable``: neither ranked nor failed.
+   ``failed``, ``not_measured``; ``not_applicable``: the target does not serve the setting's
+   scenario, its trials say why: neither ranked nor failed) and the reason is written out for
+   the reader: a figure that the client's limit or a failed check produced is shown as such,
+   never ranked.
 2. Requests/s: the median of the trials with a 95 % bootstrap interval
    (:func:`analysis.stats.bootstrap_ci`, seeded) and the coefficient of variation. Latency:
    percentiles of the trials' histograms merged. CPU-seconds per 1,000 requests: median of
@@ -23,6 +21,10 @@ connection count). Theory of operation:
 4. Cost (when the run had a cost pass, ``cost.jsonl``): per target, the instructions per
    request under callgrind with its windows' spread, beside the target's requests/s in the
    first load setting (:class:`CostRow`); targets that could not be counted keep the reason.
+5. Scenarios beyond hello: the target's verifier verdict for the setting's scenario counts
+   (failed verification of ``fortunes`` fails its ``fortunes`` groups only: ``failed:
+   verification of fortunes: ...``); a scenario it declares not applicable, or does not
+   declare, with no trial, is ``not_applicable`` too (:func:`scenario_verdict`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -43,9 +45,6 @@ from analysis.scaling import Scaling, scaling, workers_by_series
 from loadgen.records import ERROR_KINDS, FINGERPRINT_KEYS
 
 State = Literal["ranked", "client_saturated", "failed", "not_measured", "not_applicable"]
-NOT_APPLICABLE: Final = (
-    "not_applicable"  # a trial's status (and a group's state) for such a scenario
-)
 
 # A trial set with more errors than this share of its requests is not ranked: a target that
 # answers fast with errors is not fast.
@@ -322,14 +321,13 @@ def _group(
     verdict: dict[str, Any] | None,
     interrupted: bool,
 ) -> Group:
-    na = trials[trials["status"] == NOT_APPLICABLE]
-    trials = trials[trials["status"] != NOT_APPLICABLE]
     ok = trials[trials["status"] == "ok"]
-    failed = trials[trials["status"] != "ok"]
+    not_applicable = trials[trials["status"] == "not_applicable"]
+    failed = trials[~trials["status"].isin(("ok", "not_applicable"))]
     saturated = ok[ok["client_saturated"].astype(bool)]
     first: dict[str, Any] = dict(verdict or {})
-    if len(trials) or len(na):
-        first = {str(k): v for k, v in (trials if len(trials) else na).iloc[0].to_dict().items()}
+    if len(trials):
+        first = {str(k): v for k, v in trials.iloc[0].to_dict().items()}
     keepalive: bool | None
     if len(trials):
         keepalive = bool(trials["keepalive"].astype(bool).all())
@@ -352,19 +350,21 @@ def _group(
     n = len(trials)
     state: State = "ranked"
     reason = ""
-    sv = scenario_verdict(verdict, setting.scenario)
-    if verdict is not None and not verdict.get("ok"):
+    if n and len(not_applicable) == n:
+        state = "not_applicable"
+        why = _str(not_applicable.iloc[0]["failure"]) or "does not declare the scenario"
+        reason = f"not applicable: {why}"
+    elif verdict is not None and not verdict.get("ok"):
         state = "failed"
         why = _str(verdict.get("failures")) or "the verifier's checks did not pass"
         reason = f"failed: verification: {why}"
-    elif sv is not None and sv.get("ok") is False:
+    elif (sv := scenario_verdict(verdict, setting.scenario)) and sv.get("ok") is False:
         state = "failed"
         why = _str(sv.get("reason")) or "the verifier's checks did not pass"
         reason = f"failed: verification of {setting.scenario}: {why}"
-    elif (len(na) and not len(ok)) or (sv is not None and sv.get("ok") is None and not n):
-        state = NOT_APPLICABLE
-        why = (_str(na.iloc[0]["failure"]) if len(na) else "") or _str((sv or {}).get("reason"))
-        reason = f"not applicable: {why or 'the target does not serve it'}"
+    elif sv and sv.get("ok") is None and n == 0:
+        state = "not_applicable"
+        reason = f"not applicable: {_str(sv.get('reason')) or 'does not declare the scenario'}"
     elif n == 0:
         state = "not_measured"
         reason = "not measured: " + (
@@ -434,7 +434,7 @@ def _ranking(setting: Setting, groups: list[Group]) -> Ranking:
         )
         rel = (g.rps_median or 0.0) / fastest if fastest else 0.0
         rows.append(Ranked(rank=i + 1, group=g, vs_fastest=rel, ties=ties))
-    order = {"client_saturated": 0, "failed": 1, "not_measured": 2, NOT_APPLICABLE: 3}
+    order = {"client_saturated": 0, "failed": 1, "not_measured": 2, "not_applicable": 3}
     others = sorted(
         (g for g in groups if not g.ranked),
         key=lambda g: (order.get(g.state, 9), -(g.rps_median or 0.0), g.target),

@@ -250,8 +250,9 @@ def _verify(
     built: BuildOutcome | None,
     database: ScenarioDatabase | None,
 ) -> Verdict:
-    if database is not None:
-        opts = replace(opts, extra_env=(*opts.extra_env, *database.env))
+    if database is not None:  # replaces any database the options name (a run's, say)
+        others = tuple((k, v) for k, v in opts.extra_env if not k.startswith("FWBENCH_DB_"))
+        opts = replace(opts, extra_env=(*others, *database.env))
     checks: list[Check] = [check_template(target)]
     scenarios = unchecked(target, "the server did not start")
     env: Env | None = None

@@ -46,13 +46,15 @@ def target(cfg: Config, name: str) -> Target:
     return discover(cfg.path("targets_dir")).select([name])[0]
 
 
-def verdict(cfg: Config, name: str, tmp_path: Path) -> Verdict:
-    return verify_target(target(cfg, name), cfg.path("envs_dir"), log_dir=tmp_path, opts=OPTS)
+def verdict(cfg: Config, name: str, tmp_path: Path, opts: LaunchOptions = OPTS) -> Verdict:
+    return verify_target(target(cfg, name), cfg.path("envs_dir"), log_dir=tmp_path, opts=opts)
 
 
 @pytest.mark.e2e
 def test_a_right_server_passes_every_scenario(fixture_config: Config, tmp_path: Path) -> None:
-    v = verdict(fixture_config, "fx-sc-good", tmp_path)
+    # a database already named in the options (a run's) gives way to the verifier's own
+    stale = dataclasses.replace(OPTS, extra_env=(("FWBENCH_DB_PATH", "/nonexistent.sqlite"),))
+    v = verdict(fixture_config, "fx-sc-good", tmp_path, stale)
     assert v.ok, v.failures
     assert {n: s.to_dict() for n, s in v.scenarios} == {n: {"ok": True, "reason": ""} for n in FULL}
     assert v.to_dict()["scenarios"]["fortunes"] == {"ok": True, "reason": ""}
