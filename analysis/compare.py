@@ -32,6 +32,7 @@ STATE_WORDS = {
     "not_measured": "not measured",
     "not_applicable": "not applicable",
 }
+_ABSENT = ("not_measured", "not_applicable")  # nothing to compare on either side
 
 
 @dataclass(frozen=True)
@@ -162,9 +163,7 @@ def compare(a: Summary, b: Summary, *, alpha: float = ALPHA, correct: bool = Tru
     raw: list[tuple[Setting, str, str, list[tuple[tuple[float, ...], tuple[float, ...]]]]] = []
     for setting, target, ga, gb in pending:
         if ga is None or gb is None or not (ga.ranked and gb.ranked):
-            if (ga is None or ga.state == "not_measured") and (
-                gb is None or gb.state == "not_measured"
-            ):
+            if (ga is None or ga.state in _ABSENT) and (gb is None or gb.state in _ABSENT):
                 continue
             raw.append((setting, target, _not_compared(ga, gb), []))
             continue

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from analysis import fmt
+from analysis.matrix import MATRIX_NOTE, MATRIX_TITLE, ScenarioMatrix, scenario_matrix
 from analysis.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import CostRow, Footprint, Group, Ranking, Summary
 from analysis.views import Row
@@ -159,6 +160,9 @@ def render_json(s: Summary) -> str:
         d["by_python"] = [r.to_dict() for r in s.by_python]
     if s.maintenance:
         d["maintenance"] = dict(sorted(s.maintenance.items()))
+    matrix = scenario_matrix(s)
+    if matrix is not None:  # only runs with a scenario beyond hello
+        d["scenario_matrix"] = matrix.to_dict()
     return json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -418,6 +422,15 @@ def _views_md(title: str, rows: Sequence[Row], first: str) -> list[str]:
             md(VIEW_NOTE), ""]  # fmt: skip
 
 
+def _matrix_md(m: ScenarioMatrix) -> list[str]:
+    rows = [[md(t), *(fmt.DASH if c is None else md(c.text) for c in cells)] for t, cells in m.rows]
+    lines = [f"## {MATRIX_TITLE}", ""]
+    lines += _table(["target", *m.scenarios], "l" + "r" * len(m.scenarios), rows)
+    lines += ["", md(MATRIX_NOTE), ""]
+    lines += [f"- {md(n)}: {md(x.label())}" for n, x in zip(m.scenarios, m.settings, strict=True)]
+    return [*lines, ""]
+
+
 def render_markdown(s: Summary) -> str:
     runs = s.runs
     trials = len(s.trials)
@@ -432,6 +445,9 @@ def render_markdown(s: Summary) -> str:
             f"(fingerprint {md(s.machine.get('fingerprint', '?'))})."
         )
         lines.append("")
+    matrix = scenario_matrix(s)
+    if matrix is not None:
+        lines += _matrix_md(matrix)
     for r in s.rankings:
         lines += _ranking_md(r)
     if s.costs:

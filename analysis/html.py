@@ -35,6 +35,7 @@ from analysis.exporters import (
 )
 from analysis.flamegraph import ProfileView, profiles_section
 from analysis.hist import PERCENTILES
+from analysis.matrix import MATRIX_NOTE, MATRIX_TITLE, ScenarioMatrix, scenario_matrix
 from analysis.summary import Group, Ranking, Summary
 from analysis.views import Row
 from loadgen.records import COST_LIMITS, FINGERPRINT_KEYS
@@ -74,6 +75,8 @@ figcaption { color: var(--muted); font-size: 12px; }
 ul.warnings li { color: var(--warn); }
 .small { font-size: 12px; color: var(--muted); }
 code { font-size: 12px; }
+table.matrix td[data-state="failed"] { color: var(--warn); }
+table.matrix td[data-state="not_applicable"] { color: var(--muted); }
 """
 
 
@@ -476,6 +479,29 @@ def _runs(s: Summary) -> str:
     return _table(headers, rows, "runs")
 
 
+def _matrix(m: ScenarioMatrix) -> str:
+    """The framework-by-scenario matrix (the front page's first table)."""
+    heads = "".join(_th(n, "num") for n in m.scenarios)
+    out = [
+        f'<section id="scenario-matrix"><h2>{esc(MATRIX_TITLE)}</h2>',
+        '<div class="scroll"><table class="matrix">',
+        f"<thead><tr>{_th('target')}{heads}</tr></thead><tbody>",
+    ]
+    for target, cells in m.rows:
+        tds = "".join(
+            _td(fmt.DASH, "num")
+            if c is None
+            else f'<td class="num" data-state="{esc(c.state)}" title="{esc(c.reason)}">'
+            f"{esc(c.text)}</td>"
+            for c in cells
+        )
+        out.append(f'<tr><td class="target">{esc(target)}</td>{tds}</tr>')
+    out.append("</tbody></table></div>")
+    cols = "; ".join(f"{n}: {x.label()}" for n, x in zip(m.scenarios, m.settings, strict=True))
+    out.append(f'<p class="small">{esc(MATRIX_NOTE)} Columns: {esc(cols)}.</p></section>')
+    return "\n".join(out)
+
+
 def render_html(
     s: Summary,
     charts: Sequence[Chart],
@@ -503,6 +529,9 @@ def render_html(
             f"warning{'s' if len(s.warnings) != 1 else ''}</a> (see Method)</p>"
         )
     body.append("</header>")
+    matrix = scenario_matrix(s)
+    if matrix is not None:
+        body.append(_matrix(matrix))
     body.append('<section id="rankings">')
     for i, r in enumerate(s.rankings, 1):
         body.append(f"<h2>Ranking · {esc(r.setting.label())}</h2>")

@@ -62,7 +62,7 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
 VERDICT_COLUMNS: tuple[str, ...] = (
     "run_id", "target", "framework", "framework_version", "server", "server_version", "python",
     "kind", "ok", "failures", "warnings", "startup_s", "idle_rss_bytes", "keepalive",
-    "package_count", "env_size_bytes",
+    "package_count", "env_size_bytes", "scenarios",
 )  # fmt: skip
 
 
@@ -179,7 +179,23 @@ def verdict_row(run_id: str, v: dict[str, Any]) -> dict[str, Any]:
         "keepalive": v.get("keepalive") if isinstance(v.get("keepalive"), bool) else None,
         "package_count": _number(count),
         "env_size_bytes": _number(v.get("env_size_bytes")),
+        "scenarios": scenario_verdicts(v),
     }
+
+
+def scenario_verdicts(v: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A verdict's ``scenarios`` (name -> ``{"ok": True/False/None, "reason"}``, None: not
+    applicable); {} for a verdict written before scenarios existed."""
+    raw = v.get("scenarios")
+    out: dict[str, dict[str, Any]] = {}
+    for name, sv in (raw if isinstance(raw, dict) else {}).items():
+        if isinstance(sv, dict):
+            ok = sv.get("ok")
+            out[str(name)] = {
+                "ok": ok if isinstance(ok, bool) else None,
+                "reason": str(sv.get("reason") or ""),
+            }
+    return out
 
 
 def load_runs(run_dirs: Sequence[Path], *, samples: bool = True) -> Loaded:

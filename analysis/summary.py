@@ -21,6 +21,10 @@ connection count). Theory of operation:
 4. Cost (when the run had a cost pass, ``cost.jsonl``): per target, the instructions per
    request under callgrind with its windows' spread, beside the target's requests/s in the
    first load setting (:class:`CostRow`); targets that could not be counted keep the reason.
+5. Scenarios beyond hello: the target's verifier verdict for the setting's scenario counts
+   (failed verification of ``fortunes`` fails its ``fortunes`` groups only: ``failed:
+   verification of fortunes: ...``); a scenario it declares not applicable, or does not
+   declare, with no trial, is ``not_applicable`` too (:func:`scenario_verdict`).
 """
 
 from __future__ import annotations
@@ -304,6 +308,16 @@ def _verdicts_by_target(loaded: Loaded) -> dict[str, dict[str, Any]]:
 # --- groups ---------------------------------------------------------------------------------
 
 
+def scenario_verdict(verdict: dict[str, Any] | None, scenario: str) -> dict[str, Any] | None:
+    """The verifier's ``{"ok", "reason"}`` for a scenario beyond hello (ok None: not applicable,
+    or not declared); None for hello or without a verdict."""
+    if verdict is None or scenario == "hello":
+        return None
+    table = verdict.get("scenarios")
+    known = table if isinstance(table, dict) else {}
+    return known.get(scenario) or {"ok": None, "reason": "the target does not serve it"}
+
+
 def _group(
     target: str,
     setting: Setting,
@@ -348,6 +362,13 @@ def _group(
         state = "failed"
         why = _str(verdict.get("failures")) or "the verifier's checks did not pass"
         reason = f"failed: verification: {why}"
+    elif (sv := scenario_verdict(verdict, setting.scenario)) and sv.get("ok") is False:
+        state = "failed"
+        why = _str(sv.get("reason")) or "the verifier's checks did not pass"
+        reason = f"failed: verification of {setting.scenario}: {why}"
+    elif sv and sv.get("ok") is None and n == 0:
+        state = "not_applicable"
+        reason = f"not applicable: {_str(sv.get('reason')) or 'does not declare the scenario'}"
     elif n == 0:
         state = "not_measured"
         reason = "not measured: " + (
@@ -497,6 +518,13 @@ def _warnings(loaded: Loaded, groups: list[Group], footprints: list[Footprint]) 
     bad = [f.target for f in footprints if not f.ok]
     if bad:
         out.append(f"failed verification, not measured: {_names(bad)}")
+    bad_scenario = {
+        f"{g.target} ({g.setting.scenario})"
+        for g in groups
+        if g.reason.startswith(f"failed: verification of {g.setting.scenario}:")
+    }
+    if bad_scenario:
+        out.append("failed verification of a scenario, not measured in it: " + _names(bad_scenario))
     no_ka = {g.target for g in groups if g.keepalive is False}
     no_ka |= {f.target for f in footprints if f.keepalive is False}
     if no_ka:

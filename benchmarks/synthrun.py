@@ -27,6 +27,7 @@ from loadgen.records import RUN_SCHEMA, Latency, ProcStats, TrialRecord, append_
 from loadgen.records.samples import SCHEMA as SAMPLES_SCHEMA
 from loadgen.records.samples import RoleSample, Sample
 from loadgen.verify import Check, Verdict
+from loadgen.verify_scenarios import ScenarioVerdict
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class SynthTarget:
     errors: dict[str, int] = field(default_factory=dict)  # per trial
     workers: int = 1  # the worker count its trials record (a sweep: "<name>@w2", workers=2)
     python: str = "3.11"
+    # scenarios beyond hello it serves, each with its speed as a share of ``rps``
+    scenarios: tuple[tuple[str, float], ...] = ()
+    not_applicable: tuple[tuple[str, str], ...] = ()  # scenario -> why (no trials)
+    scenario_failures: tuple[tuple[str, str], ...] = ()  # scenario -> the verifier's reason
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class SynthLoad:
     connections: tuple[int, ...] = (64,)
     duration: float = 2.0
     warmup: float = 1.0
+    scenario: str = "hello"
 
 
 MACHINE: dict[str, Any] = {
@@ -112,8 +118,24 @@ def _verdict(t: SynthTarget) -> dict[str, Any]:
         packages=t.packages,
         env_size_bytes=t.env_size_bytes,
         env_build_s=3.0,
+        scenarios=(
+            *((n, ScenarioVerdict(True)) for n, _ in t.scenarios),
+            *((n, ScenarioVerdict(False, why)) for n, why in t.scenario_failures),
+            *((n, ScenarioVerdict(None, why)) for n, why in t.not_applicable),
+        ),
     )
-    return v.to_dict()
+    d = v.to_dict()
+    if not d["scenarios"]:
+        del d["scenarios"]  # as a verdict before scenarios: the committed fixture keeps its bytes
+    return d
+
+
+def _speed(t: SynthTarget, scenario: str) -> float | None:
+    """The share of ``t.rps`` the target serves ``scenario`` at; None: not measured in it
+    (not applicable, failed verification, or not served)."""
+    if scenario == "hello":
+        return 1.0
+    return dict(t.scenarios).get(scenario) if scenario not in dict(t.scenario_failures) else None
 
 
 def _latency(values_us: npt.NDArray[np.float64]) -> tuple[Latency, str]:
@@ -218,6 +240,8 @@ def make_run(
     )
     config = to_dict(cfg)
     config.pop("root", None)
+    for ld, table in zip(loads, config["run"]["load"], strict=True):
+        table["scenario"] = ld.scenario  # any scenario name, whatever the config's type knows
     # Synthetic runs have no cost pass: leave out the cost keys (all at their defaults), as
     # a run written before the cost pass existed, so the committed fixture keeps its bytes.
     config.pop("cost", None)
@@ -233,10 +257,13 @@ def make_run(
         if t.verify_failure:
             continue
         for ld in loads:
+            speed = _speed(t, ld.scenario)
+            if speed is None:
+                continue
             for conns in ld.connections:
                 for n in range(1, trials + 1):
                     clock += timedelta(seconds=ld.warmup + ld.duration + 2)
-                    rec = _trial(rng, run_id, t, ld, conns, n, clock, info, requests_cap)
+                    rec = _trial(rng, run_id, t, ld, conns, n, clock, info, requests_cap, speed)
                     append_record(trials_path, rec)
                     if rec.status != "ok":
                         continue
@@ -274,6 +301,7 @@ def _trial(
     clock: datetime,
     info: dict[str, Any],
     requests_cap: int,
+    speed: float = 1.0,
 ) -> TrialRecord:
     base: dict[str, Any] = {
         "run_id": run_id,
@@ -292,7 +320,7 @@ def _trial(
         "client": "raw",
         "client_settings": {"procs": 1, "cpus": [1], "check_every": 100, "timeout": 10.0},
         "load": ld.name,
-        "scenario": "hello",
+        "scenario": ld.scenario,
         "model": "closed",
         "connections": conns,
         "rate": None,
@@ -326,7 +354,7 @@ def _trial(
         )
     # Throughput rises with connections up to 64 then flattens; latency follows Little's law.
     scale = min(1.0, (conns / 64) ** 0.5)
-    rps = float(t.rps * scale * (1.0 + rng.normal(0.0, t.rps_noise)))
+    rps = float(t.rps * speed * scale * (1.0 + rng.normal(0.0, t.rps_noise)))
     requests = int(rps * ld.duration)
     values = rng.lognormal(
         np.log(conns / rps * 1e6), t.latency_sigma, size=min(requests, requests_cap)

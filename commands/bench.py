@@ -17,7 +17,7 @@ from commands.common import discover_targets, nothing_measured, split_names
 from commands.report import write_report
 from commands.run import add_arguments as add_run_flags
 from commands.run import configure
-from commands.verify import verdict_table
+from commands.verify import scenario_table, verdict_table
 from loadgen.config import Config
 from loadgen.records import read_records
 from loadgen.runner import Runner
@@ -74,6 +74,9 @@ def bench(cfg: Config, targets: list[Target]) -> int:
     verdicts = list(runner.verdicts.values())
     print(verdict_table(verdicts))
     print()
+    scenarios = scenario_table(verdicts)
+    if scenarios:  # only targets declaring scenarios beyond hello
+        print(scenarios + "\n")
     print(results_table(runner.trials_path))
     print()
     nothing = nothing_measured(runner.trials_path) if code == 0 else None

@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 from loadgen.records.scenarios import (
+    EXTRA_FORTUNE,
     WORLD_ROWS,
     json_payload,
     json_payload_bytes,
@@ -157,6 +158,8 @@ def fortunes_problem(body: bytes) -> str | None:
     rows = [r for r in parser.rows if r]
     want = [[str(i), m] for i, m in sorted_fortunes()]
     got = [r[:2] for r in rows]
+    if len(got) == len(want) - 1 and not any(m == EXTRA_FORTUNE for _i, m in got):
+        return f"the fortune added at request time ({EXTRA_FORTUNE!r}) is missing"
     if len(got) != len(want):
         return f"{len(got)} fortune rows, expected {len(want)}"
     for g, w in zip(got, want, strict=True):

@@ -5,21 +5,36 @@ status, the body (JSON exactly; HTML text after normalising), the Content-Type f
 Content-Length or chunked framing, Date and Server headers, a Date that is not cached, two
 requests on one connection (keep-alive), and the template taking the message from the code.
 Each check is ``pass``, ``warn`` or ``fail`` with a reason; a target is ok when none failed.
+
+Then, on the same server, every scenario the target declares (:mod:`loadgen.verify_scenarios`):
+a target that declares one reading the database is started with a scenario database (a fresh
+SQLite file in a temporary folder unless the caller passes one). Scenario verdicts are apart
+from ``ok`` (the hello verdict): a target failing a scenario is failed for that scenario only.
 """
 
 from __future__ import annotations
 
 import http.client
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from loadgen.checks import MESSAGE, body_problem, content_type_problem, html_text
+from loadgen.db import create_sqlite
 from loadgen.envs import BuildOutcome, Env, EnvError, build_one
 from loadgen.launcher import DEFAULT_LAUNCH, LaunchError, LaunchOptions, Server, start
 from loadgen.targets import Target
+from loadgen.verify_scenarios import (
+    ScenarioDatabase,
+    ScenarioVerdict,
+    needs_database,
+    sqlite_database,
+    unchecked,
+    verify_scenarios,
+)
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -53,6 +68,19 @@ class Verdict:
     env_build_s: float | None = None
     log_tail: str = ""
     left_processes: tuple[int, ...] = field(default=())
+    # scenario -> verdict: the declared ones (ok True/False) and the not-applicable (ok None)
+    scenarios: tuple[tuple[str, ScenarioVerdict], ...] = ()
+
+    def scenario_ok(self, name: str) -> bool | None:
+        """``hello``: :attr:`ok`; a declared scenario: its verdict; else None (not applicable
+        or not declared)."""
+        if name == "hello":
+            return self.ok
+        return dict(self.scenarios).get(name, ScenarioVerdict(None)).ok
+
+    @property
+    def scenario_failures(self) -> list[tuple[str, str]]:
+        return [(name, v.reason) for name, v in self.scenarios if v.ok is False]
 
     @property
     def warnings(self) -> list[Check]:
@@ -82,6 +110,7 @@ class Verdict:
             "env_build_s": self.env_build_s,
             "log_tail": self.log_tail,
             "left_processes": list(self.left_processes),
+            "scenarios": {name: v.to_dict() for name, v in self.scenarios},
         }
 
 
@@ -194,13 +223,38 @@ def verify_target(
     log_dir: Path,
     opts: LaunchOptions = DEFAULT_LAUNCH,
     built: BuildOutcome | None = None,
+    database: ScenarioDatabase | None = None,
 ) -> Verdict:
     """Start, check, stop; never raises for a bad target.
 
     ``built``: the environment already built (or failed) by :func:`loadgen.envs.build_all`;
-    without it, the environment is built (or reused) here.
+    without it, the environment is built (or reused) here. ``database``: the scenario database
+    the server is started with when the target declares a database scenario; without it, a
+    fresh SQLite one in a temporary folder. The verifier changes ``world`` and undoes it.
     """
+    if not needs_database(target):
+        return _verify(target, envs_dir, log_dir=log_dir, opts=opts, built=built, database=None)
+    if database is not None:
+        return _verify(target, envs_dir, log_dir=log_dir, opts=opts, built=built, database=database)
+    with tempfile.TemporaryDirectory(prefix="fwbench-verify-db-") as tmp:
+        made = sqlite_database(create_sqlite(Path(tmp) / "scenarios.sqlite"))
+        return _verify(target, envs_dir, log_dir=log_dir, opts=opts, built=built, database=made)
+
+
+def _verify(
+    target: Target,
+    envs_dir: Path,
+    *,
+    log_dir: Path,
+    opts: LaunchOptions,
+    built: BuildOutcome | None,
+    database: ScenarioDatabase | None,
+) -> Verdict:
+    if database is not None:  # replaces any database the options name (a run's, say)
+        others = tuple((k, v) for k, v in opts.extra_env if not k.startswith("FWBENCH_DB_"))
+        opts = replace(opts, extra_env=(*others, *database.env))
     checks: list[Check] = [check_template(target)]
+    scenarios = unchecked(target, "the server did not start")
     env: Env | None = None
     server: Server | None = None
     tail = ""
@@ -214,12 +268,15 @@ def verify_target(
         checks.append(Check("environment", "pass", "reused" if env.cached else "built"))
         server = start(target, env, log_dir=log_dir, opts=opts)
         checks.append(Check("start", "pass", f"answered after {server.startup_s:.2f} s"))
+        scenarios = unchecked(target, "the hello checks stopped on a connection error")
         conn = http.client.HTTPConnection(opts.host, server.port, timeout=5.0)
         try:
             checks.extend(check_answer(target, request_answer(conn, target.hello_path)))
         finally:
             conn.close()
         checks.extend(check_keepalive(target, opts.host, server.port))
+        if target.scenarios:
+            scenarios = verify_scenarios(target, opts.host, server.port, database)
         if not server.alive():
             checks.append(Check("alive", "fail", "server exited during the checks"))
     except EnvError as exc:
@@ -240,7 +297,8 @@ def verify_target(
                 checks.append(Check("stop", "warn", "did not exit on SIGTERM; killed"))
             else:
                 checks.append(Check("stop", "pass", f"exited on SIGTERM in {report.stop_s:.2f} s"))
-            if any(c.status == "fail" for c in checks) and not tail:
+            failed = any(c.status == "fail" for c in checks)
+            if (failed or any(v.ok is False for _, v in scenarios)) and not tail:
                 tail = server.log_tail()
     ok = not any(c.status == "fail" for c in checks)
     keep = next((c for c in checks if c.name == "keepalive"), None)
@@ -262,6 +320,7 @@ def verify_target(
         env_build_s=env.build_s if env else None,
         log_tail=tail,
         left_processes=left,
+        scenarios=scenarios,
     )
 
 

@@ -118,6 +118,7 @@ def _footnote(fig: Figure, others: Sequence[Group], what: str = "Not drawn") -> 
         "client_saturated": "client saturated",
         "failed": "failed",
         "not_measured": "not measured",
+        "not_applicable": "not applicable",
     }
     names = [f"{label(g.target, 24)} ({short.get(g.state, g.state)})" for g in others]
     text = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")

@@ -90,7 +90,9 @@ def sweep(summary: Summary, load: str) -> Figure | None:
     left_out = [
         g
         for g in summary.groups
-        if g.setting in settings and not g.ranked and g.state != "not_measured"
+        if g.setting in settings
+        and not g.ranked
+        and g.state not in ("not_measured", "not_applicable")
     ]
     fig = _figure(11.0 if len(targets) > 18 else 10.0, 4.4)
     ax_rps, ax_p99 = fig.subplots(1, 2)
