@@ -157,6 +157,11 @@ class Cluster:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def query(self, sql: str) -> list[tuple[str | None, ...]]:
+        """Run ``sql`` on the scenario database (the verifier's no-caching update)."""
+        with Wire(HOST, self.port, USER, NAME) as db:
+            return db.query(sql)
+
     def stop(self, grace: float = STOP_GRACE_S) -> tuple[int, ...]:
         """Fast shutdown, then the group by signal; returns the PIDs left (empty)."""
         if self.stopped:

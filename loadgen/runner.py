@@ -53,6 +53,7 @@ from loadgen.records.scenarios import DB_SCENARIOS
 from loadgen.scenario_checks import content_type_problem, sampled_problem
 from loadgen.targets import Target
 from loadgen.verify import Verdict, check_answer, request_answer, verify_target
+from loadgen.verify_scenarios import ScenarioDatabase, run_database
 
 
 @dataclass(frozen=True)
@@ -223,6 +224,7 @@ class Runner:
             sources=index_args(self.cfg),
         )
         self.builds = {**unresolved, **{o.target: o for o in outcomes}}
+        database = self._verify_database(out)
         for i, t in enumerate(self.targets, 1):
             v = verify_target(
                 t,
@@ -230,6 +232,7 @@ class Runner:
                 log_dir=self.run_dir / "logs",
                 opts=self.launch,
                 built=self.builds[t.name],
+                database=database,
             )
             self.verdicts[t.name] = v
             state = "ok" if v.ok else "FAILED: " + "; ".join(c.reason for c in v.failures)
@@ -261,8 +264,7 @@ class Runner:
         progress = Progress(len(trials), out)
         interrupted = False
         try:
-            if any(ld.scenario in DB_SCENARIOS for ld in self.cfg.run.load):
-                self.start_database(out)
+            self._verify_database(out)  # made by prepare() already; again: nothing to do
             with pinned(self.cfg.cpus.client):
                 for p in trials:
                     est = p.load.duration + p.load.warmup + 3.0
@@ -293,6 +295,13 @@ class Runner:
             extra = tuple(self.launch.extra_env) + tuple(self.database.env.items())
             self.launch = replace(self.launch, extra_env=extra)
         return self.database
+
+    def _verify_database(self, out: TextIO) -> ScenarioDatabase | None:
+        """A run with database scenarios makes its database before verifying, so targets are
+        verified against the engine they are measured on; else the verifier makes its own."""
+        if not any(ld.scenario in DB_SCENARIOS for ld in self.cfg.run.load):
+            return None
+        return run_database(self.start_database(out))
 
     def stop_database(self, out: TextIO | None = None) -> None:
         """Stop the PostgreSQL cluster, if one runs (again: nothing to do)."""

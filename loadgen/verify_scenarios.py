@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadgen.db import sqlite_env
+from loadgen.db import Database, sqlite_env
 from loadgen.records.scenarios import DB_SCENARIOS, clamp_queries, world_number
 from loadgen.scenario_checks import answer_problem
 from loadgen.targets import Target
@@ -228,3 +228,19 @@ def unchecked(target: Target, why: str) -> tuple[tuple[str, ScenarioVerdict], ..
         *((name, ScenarioVerdict(False, f"not checked: {why}")) for name, _ in target.scenarios),
         *not_applicable(target),
     )
+
+
+def run_database(db: Database) -> ScenarioDatabase | None:
+    """A run's database (:func:`loadgen.db.open_database`) as the verifier's: SQLite's file, or
+    the PostgreSQL cluster (the no-caching update through its own connection); None when it
+    could not be made (the verifier then makes a SQLite file of its own)."""
+    if db.error:
+        return None
+    if db.cluster is None:
+        return sqlite_database(Path(db.env["FWBENCH_DB_PATH"]))
+    cluster = db.cluster
+
+    def add_to_world(delta: int) -> None:
+        cluster.query(f"UPDATE world SET randomnumber = randomnumber + {int(delta)}")
+
+    return ScenarioDatabase("postgres", tuple(db.env.items()), add_to_world)
