@@ -68,6 +68,7 @@ from loadgen.config import Config
 from loadgen.config import Cost as CostConfig
 from loadgen.envs import Env
 from loadgen.launcher import LaunchError, LaunchOptions, Server, start
+from loadgen.passes import each_target
 from loadgen.procs import last_line
 from loadgen.records import CostProcess, CostRecord
 from loadgen.targets import Target
@@ -463,27 +464,22 @@ def cost_pass(
     spec = spec or CostSpec.from_config(cfg.cost)
     tool = find_tool(spec.valgrind)
     launch = LaunchOptions.from_config(cfg)
-    out: list[CostRecord] = []
-    for i, (target, env, why) in enumerate(targets, 1):
-        say(f"cost [{i}/{len(targets)}] {target.name}")
-        if env is None:
-            rec = base_record(target, None, spec, run_id, machine).failed(why or "no environment")
-        else:
-
-            def tell(text: str, name: str = target.name) -> None:
-                say(f"    {name}: {text}")
-
-            rec = measure(
-                target,
-                env,
-                spec=spec,
-                launch=launch,
-                work_dir=work_dir,
-                run_id=run_id,
-                machine=machine,
-                tool=tool,
-                say=tell,
-            )
-        on_record(rec)
-        out.append(rec)
-    return out
+    return each_target(
+        "cost",
+        targets,
+        measure=lambda target, env, tell: measure(
+            target,
+            env,
+            spec=spec,
+            launch=launch,
+            work_dir=work_dir,
+            run_id=run_id,
+            machine=machine,
+            tool=tool,
+            say=tell,
+        ),
+        failed=lambda target, why: base_record(target, None, spec, run_id, machine).failed(why),
+        problem=lambda rec: "",  # fwbench cost says "NOT COUNTED" itself
+        on_record=on_record,
+        say=say,
+    )

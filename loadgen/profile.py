@@ -48,6 +48,7 @@ from loadgen.config import Config
 from loadgen.config import Profile as ProfileConfig
 from loadgen.envs import Env
 from loadgen.launcher import LaunchError, LaunchOptions, Server, start
+from loadgen.passes import each_target
 from loadgen.procs import child_env, forget, last_line, log_tail, pinned, spawn, stop_processes
 from loadgen.records import (
     PROFILES_DIR,
@@ -345,29 +346,22 @@ def profile_pass(
     spec = spec or ProfileSpec.from_config(cfg.profile)
     tool = find_py_spy(spec.py_spy)
     launch = LaunchOptions.from_config(cfg)
-    out: list[ProfileRecord] = []
-    for i, (target, env, why) in enumerate(targets, 1):
-        say(f"profile [{i}/{len(targets)}] {target.name}")
-        if env is None:
-            rec = base_record(target, None, spec, run_id).failed(why or "no environment")
-        else:
-
-            def tell(text: str, name: str = target.name) -> None:
-                say(f"    {name}: {text}")
-
-            rec = profile_target(
-                target,
-                env,
-                spec=spec,
-                launch=launch,
-                run_dir=run_dir,
-                client_cpus=cfg.cpus.client,
-                run_id=run_id,
-                tool=tool,
-                say=tell,
-            )
-        if not rec.ok:
-            say(f"    {target.name}: FAILED: {rec.error}")
-        on_record(rec)
-        out.append(rec)
-    return out
+    return each_target(
+        "profile",
+        targets,
+        measure=lambda target, env, tell: profile_target(
+            target,
+            env,
+            spec=spec,
+            launch=launch,
+            run_dir=run_dir,
+            client_cpus=cfg.cpus.client,
+            run_id=run_id,
+            tool=tool,
+            say=tell,
+        ),
+        failed=lambda target, why: base_record(target, None, spec, run_id).failed(why),
+        problem=lambda rec: "" if rec.ok else rec.error,
+        on_record=on_record,
+        say=say,
+    )

@@ -18,7 +18,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from loadgen.records.jsonl import RecordError, append_json_line, check_version, json_objects
+from loadgen.records.jsonl import (
+    RecordError,
+    append_json_line,
+    check_version,
+    read_typed,
+)
 
 COST_SCHEMA = "fwbench.cost/1"
 KNOWN_COST_SCHEMAS = frozenset({COST_SCHEMA})
@@ -183,11 +188,7 @@ def append_cost(path: Path, rec: CostRecord) -> None:
 
 def read_costs(path: Path) -> Iterator[CostRecord]:
     """The records of a ``cost.jsonl``; a record this fwbench cannot read is refused, named."""
-    for n, obj in json_objects(path):
-        try:
-            yield CostRecord.from_dict(obj)
-        except (RecordError, KeyError, TypeError, ValueError) as exc:
-            raise RecordError(f"{path}:{n}: {exc}") from None
+    return read_typed(path, CostRecord.from_dict)
 
 
 def run_costs(run_dir: Path) -> list[CostRecord]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class RecordError(ValueError):
@@ -61,3 +63,14 @@ def json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(value, dict):
             raise RecordError(f"{path}:{n}: expected a JSON object, not {type(value).__name__}")
         yield n, value
+
+
+def read_typed(path: Path, from_dict: Callable[[dict[str, Any]], T]) -> Iterator[T]:
+    """The records of a JSON-lines file, each made by ``from_dict``; a torn last line is
+    skipped (:func:`json_objects`), a record this fwbench cannot read is refused, named by
+    ``file:line``."""
+    for n, obj in json_objects(path):
+        try:
+            yield from_dict(obj)
+        except (RecordError, KeyError, TypeError, ValueError) as exc:
+            raise RecordError(f"{path}:{n}: {exc}") from None

@@ -20,7 +20,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from loadgen.records.jsonl import RecordError, append_json_line, check_version, json_objects
+from loadgen.records.jsonl import (
+    RecordError,
+    append_json_line,
+    check_version,
+    read_typed,
+)
 
 PROFILE_SCHEMA = "fwbench.profile/1"
 KNOWN_PROFILE_SCHEMAS = frozenset({PROFILE_SCHEMA})
@@ -153,11 +158,7 @@ def append_profile(path: Path, rec: ProfileRecord) -> None:
 
 def read_profiles(path: Path) -> Iterator[ProfileRecord]:
     """The records of a ``profiles.jsonl``; one this fwbench cannot read is refused, named."""
-    for n, obj in json_objects(path):
-        try:
-            yield ProfileRecord.from_dict(obj)
-        except (RecordError, KeyError, TypeError, ValueError) as exc:
-            raise RecordError(f"{path}:{n}: {exc}") from None
+    return read_typed(path, ProfileRecord.from_dict)
 
 
 def run_profiles(run_dir: Path) -> list[ProfileRecord]:

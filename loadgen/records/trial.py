@@ -23,7 +23,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from loadgen.records.jsonl import RecordError, append_json_line, check_version, json_objects
+from loadgen.records.jsonl import (
+    RecordError,
+    append_json_line,
+    check_version,
+    read_typed,
+)
 
 SCHEMA = "fwbench.trial/1"
 KNOWN_SCHEMAS = frozenset({SCHEMA})
@@ -226,8 +231,4 @@ def append_record(path: Path, record: TrialRecord) -> None:
 def read_records(path: Path) -> Iterator[TrialRecord]:
     """The records of a ``trials.jsonl``; a torn last line is skipped (see
     :mod:`loadgen.records.jsonl`), any other bad line raises :class:`RecordError`."""
-    for n, raw in json_objects(path):
-        try:
-            yield TrialRecord.from_dict(raw)
-        except (TypeError, RecordError) as exc:
-            raise RecordError(f"{path}:{n}: {exc}") from None
+    return read_typed(path, TrialRecord.from_dict)
