@@ -31,6 +31,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=1.0, help="check.cost_min_change_pct")
     p.add_argument("--out", type=Path, default=Path("cost_gate.json"))
     p.add_argument(
+        "--interval-ms",
+        type=float,
+        help="a fixed pace of the counted requests (default: [cost] interval_ms)",
+    )
+    p.add_argument(
         "--from",
         dest="saved",
         type=Path,
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg: Config = load_config(args.config)
     spec = CostSpec.from_config(cfg.cost)
+    if args.interval_ms is not None:
+        spec = replace(spec, interval_ms=args.interval_ms)
     if args.saved:
         saved = json.loads(args.saved.read_text())
         a_recs = [CostRecord.from_dict(d) for d in saved["records"]["a"]]
@@ -154,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"cost gate: {args.target} and {b_t.name} ({args.loops} extra loop iterations per "
             f"request), {args.servers} fresh servers each, warm-up {spec.warmup}, "
-            f"{spec.repeats} windows x {spec.requests} requests, {tool.version}",
+            f"{spec.repeats} windows x {spec.requests} requests"
+            + (f" paced every {spec.interval_ms:g} ms" if spec.interval_ms else "")
+            + f", {tool.version}",
             file=sys.stderr,
             flush=True,
         )
@@ -191,7 +201,12 @@ def report(
         "target": args.target,
         "loops": args.loops,
         "servers": args.servers,
-        "spec": {"requests": spec.requests, "repeats": spec.repeats, "warmup": spec.warmup},
+        "spec": {
+            "requests": spec.requests,
+            "repeats": spec.repeats,
+            "warmup": spec.warmup,
+            "interval_ms": spec.interval_ms,
+        },
         "threshold_pct": args.threshold,
         "a_median": ma,
         "b_median": mb,

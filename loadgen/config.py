@@ -161,6 +161,11 @@ class Cost:
     startup_timeout: float = 300.0  # for the first good answer under valgrind
     request_timeout: float = 60.0  # for one answer under valgrind
     valgrind: str = "valgrind"  # the program (a path, or a name found on PATH)
+    # A fixed pace for the counted requests: each starts this many ms after the previous one
+    # started (0: as soon as the answer is in). Work a server does per second of wall-clock
+    # time (timers, idle loop turns) then adds the same count on every server, however busy
+    # the machine; set it above the slowest answer under callgrind (README, cost gate).
+    interval_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -457,6 +462,8 @@ def _check(cfg: Config) -> None:
     for name in ("requests", "repeats", "startup_timeout", "request_timeout"):
         _positive(f"cost.{name}", getattr(k, name))
     _nonneg("cost.warmup", k.warmup)
+    if not 0 <= k.interval_ms <= 60_000:
+        raise ConfigError("cost.interval_ms", f"{k.interval_ms} is out of range 0..60000")
     if k.repeats < 2:
         raise ConfigError("cost.repeats", "must be at least 2 (the spread needs two windows)")
     if not k.valgrind.strip():

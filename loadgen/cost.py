@@ -267,9 +267,21 @@ class KeepAliveClient:
         if resp.will_close:
             self.close()
 
-    def send(self, n: int) -> None:
-        for _ in range(n):
+    def send(self, n: int, interval_s: float = 0.0) -> int:
+        """``n`` requests; with ``interval_s``, request i starts at ``i × interval_s`` after the
+        first (a fixed pace). Returns how many started late (the previous answer took longer
+        than the interval)."""
+        late = 0
+        start = time.monotonic()
+        for i in range(n):
+            if interval_s:
+                wait = start + i * interval_s - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                elif i:
+                    late += 1
             self.get()
+        return late
 
     def close(self) -> None:
         if self.conn is not None:
@@ -288,11 +300,18 @@ class CostSpec:
     startup_timeout: float = 300.0
     request_timeout: float = 60.0
     valgrind: str = "valgrind"
+    interval_ms: float = 0.0  # a fixed pace of the counted requests (0: back to back)
 
     @classmethod
     def from_config(cls, c: CostConfig) -> CostSpec:
         return cls(
-            c.requests, c.repeats, c.warmup, c.startup_timeout, c.request_timeout, c.valgrind
+            c.requests,
+            c.repeats,
+            c.warmup,
+            c.startup_timeout,
+            c.request_timeout,
+            c.valgrind,
+            c.interval_ms,
         )
 
 
@@ -392,6 +411,7 @@ def _count(
     per_window: list[dict[int, int]] = []
     commands: dict[int, str] = {}
     counted = 0.0
+    late = 0
     try:
         client.send(spec.warmup)
         say(f"warm-up of {spec.warmup} requests done")
@@ -401,7 +421,7 @@ def _count(
             control(tool, pids, "-z")
             control(tool, pids, "-i", "on")
             t0 = time.monotonic()
-            client.send(spec.requests)
+            late += client.send(spec.requests, spec.interval_ms / 1000.0)
             counted += time.monotonic() - t0
             control(tool, pids, "-i", "off")
             control(tool, pids, "-d", label)
@@ -428,6 +448,8 @@ def _count(
         processes=procs,
         reconnects=client.reconnects,
         counted_s=round(counted, 2),
+        interval_ms=spec.interval_ms,
+        late_requests=late,
     )
 
 

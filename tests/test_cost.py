@@ -474,3 +474,52 @@ def test_run_with_cost_adds_the_pass_after_the_matrix(
     s = summarize(load_runs([runner.run_dir], samples=False))
     assert [c.target for c in s.costs if c.ok] == ["fx-knob-base"]
     assert s.costs[0].rps is not None  # beside its requests/s
+
+
+def test_a_paced_window_starts_each_request_on_its_slot() -> None:
+    """``[cost] interval_ms``: request i starts i × interval after the first (a fixed pace, so
+    work a server does per wall-clock second adds the same count on every server); requests
+    whose slot had passed when the previous answer came are counted as late."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from loadgen.cost import KeepAliveClient
+
+    starts: list[float] = []
+    slow = {3}  # the answer to request 3 takes longer than the interval
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            starts.append(time.monotonic())
+            if len(starts) in slow:
+                time.sleep(0.12)
+            body = b'{"message": "Hello world!"}'
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            self.wfile.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)  # one write
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = KeepAliveClient("127.0.0.1", server.server_address[1], "/", "json", 5.0)
+        late = client.send(8, interval_s=0.05)
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(starts) == 8
+    # never ahead of the pace: request i starts no earlier than its slot
+    assert all(t - starts[0] >= i * 0.05 - 0.005 for i, t in enumerate(starts)), starts
+    # the slow answer (request 3 ends ~220 ms) makes the slots at 150 and 200 ms late; the
+    # pace is back from the slot at 250 ms on (a loaded machine may lose one more)
+    assert 2 <= late <= 3, (late, starts)
+    assert starts[-1] - starts[0] < 7 * 0.05 + 0.03, starts
+    with pytest.raises(ConfigError) as err:
+        Config().override(**{"cost.interval_ms": -1.0})
+    assert err.value.key == "cost.interval_ms"

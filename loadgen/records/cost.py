@@ -87,6 +87,8 @@ class CostRecord:
     reconnects: int = 0  # connections the server closed that the client had to open again
     startup_s: float | None = None  # under valgrind
     counted_s: float = 0.0  # wall-clock seconds of the counted windows
+    interval_ms: float = 0.0  # the counted requests' fixed pace (0: back to back)
+    late_requests: int = 0  # paced requests that started late (the answer took longer)
     tool: str = ""  # "valgrind-3.19.0"
     tool_args: tuple[str, ...] = ()
     machine: dict[str, Any] = field(default_factory=dict)
@@ -174,6 +176,8 @@ class CostRecord:
             reconnects=int(d.get("reconnects", 0)),
             startup_s=None if startup is None else float(startup),
             counted_s=float(d.get("counted_s", 0.0)),
+            interval_ms=float(d.get("interval_ms", 0.0)),
+            late_requests=int(d.get("late_requests", 0)),
             tool=str(d.get("tool", "")),
             tool_args=tuple(str(a) for a in d.get("tool_args") or ()),
             machine=dict(d.get("machine") or {}),
