@@ -480,32 +480,25 @@ def _check(cfg: Config) -> None:
 
 
 def _check_workers(cfg: Config) -> None:
-    """A worker count runs on its own CPUs (one each): a sweep larger than ``cpus.server`` is
-    refused here, before any environment is built or any load is sent."""
-    workers = cfg.server.workers
-    if not workers:
-        raise ConfigError("server.workers", "needs at least one worker count")
-    if len(set(workers)) != len(workers):
-        raise ConfigError("server.workers", "lists a worker count twice")
-    have = len(cfg.cpus.server)
-    if cfg.server.worker_cpus == "shared":
-        have += len(cfg.cpus.client)
+    """A worker count runs on its own CPUs (one each): a sweep larger than the CPUs it may use
+    is refused here, before any environment is built or any load is sent."""
+    workers, shared = cfg.server.workers, cfg.server.worker_cpus == "shared"
+    if not workers or len(set(workers)) != len(workers):
+        raise ConfigError("server.workers", "needs worker counts, each listed once")
+    have = len(cfg.cpus.server) + (len(cfg.cpus.client) if shared else 0)
     for i, n in enumerate(workers):
         if not 1 <= n <= 4096:
             raise ConfigError(f"server.workers[{i}]", f"{n} is out of range 1..4096")
-        if n > have and cfg.server.worker_cpus == "shared":
-            raise ConfigError(
-                f"server.workers[{i}]",
-                f"{n} workers need {n} CPUs; cpus.server and cpus.client have {have} in all",
-            )
         if n > have:
+            where = "cpus.server and cpus.client have" if shared else "cpus.server has"
+            hint = "" if shared else (
+                '; list more CPUs in cpus.server, or set server.worker_cpus = "shared" to '
+                "let larger counts share the client's CPUs"
+            )  # fmt: skip
             raise ConfigError(
                 f"server.workers[{i}]",
-                f"{n} workers need {n} server CPUs (one each) but cpus.server has {have} "
-                f"({_ranges(set(cfg.cpus.server))}); this machine has "
-                f"{len(available_cpus())} usable CPU(s) and the client keeps its own: "
-                f"list at most {have} worker(s), more CPUs in cpus.server, or set "
-                'server.worker_cpus = "shared" to let larger counts share the client\'s CPUs',
+                f"{n} workers need {n} server CPUs (one each) but {where} {have} "
+                f"({len(available_cpus())} usable on this machine){hint}",
             )
 
 

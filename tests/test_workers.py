@@ -196,3 +196,31 @@ def test_framework_by_server_and_by_python_views(tmp_path: Path) -> None:
     md = render_markdown(s)
     assert "## Framework by server" in md and "## Target by Python version" in md
     assert "## Unmaintained frameworks" in md
+
+
+@pytest.mark.e2e
+def test_a_target_on_two_pythons_is_two_series_side_by_side(
+    fixture_config: Config, tmp_path: Path
+) -> None:
+    """``python = ["3.11", "3.13"]`` in target.toml: each interpreter its own environment and
+    series (``fx-pythons@py3.13``), both measured, and the report's by-Python row holds both."""
+    from loadgen.config import LoadSetting, Run
+    from loadgen.records import read_records
+    from loadgen.runner import Runner
+    from loadgen.targets import discover
+
+    load = LoadSetting(name="short", connections=(4,), duration=0.8, warmup=0.2)
+    cfg = replace(fixture_config, run=Run(targets=("fx-pythons",), trials=2, load=(load,)))
+    targets = discover(Path(cfg.paths.targets_dir)).select(["fx-pythons"])
+    runner = Runner(cfg, targets, run_dir=tmp_path / "run")
+    assert runner.execute() == 0
+    recs = list(read_records(runner.trials_path))
+    assert sorted({(r.target, r.python[:4], r.status) for r in recs}) == [
+        ("fx-pythons", "3.11", "ok"),
+        ("fx-pythons@py3.13", "3.13", "ok"),
+    ]
+    (row,) = summarize(load_runs([runner.run_dir])).by_python
+    assert row.name == "fx-pythons" and {c.series for c in row.cells} == {
+        "fx-pythons",
+        "fx-pythons@py3.13",
+    }
