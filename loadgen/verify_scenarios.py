@@ -96,9 +96,19 @@ class _Session:
 
     def get(self, scenario: str, url: str, *, n: int = 1) -> Any:
         """The answer to ``GET url``, checked; the parsed JSON (None for fortunes)."""
-        self.conn.request("GET", url, headers={"Accept": "*/*", "User-Agent": "fwbench-verify"})
-        resp = self.conn.getresponse()
-        body = resp.read()
+        headers = {"Accept": "*/*", "User-Agent": "fwbench-verify"}
+        for attempt in (1, 2):
+            reused = self.conn.sock is not None
+            try:
+                self.conn.request("GET", url, headers=headers)
+                resp = self.conn.getresponse()
+                body = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
+                self.conn.close()
+                if attempt == 1 and reused:  # a server that closed after its last answer
+                    continue  # without saying so (Growler cannot keep alive): open anew
+                raise
+            break
         if resp.status != 200:
             raise _Failed(f"GET {url}: status {resp.status}, expected 200")
         ctype = resp.getheader("content-type") or ""
