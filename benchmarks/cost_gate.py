@@ -78,7 +78,8 @@ def make_copy(target: Target, root: Path, loops: int) -> tuple[Target, Target]:
     app.write_text(EXTRA_HELPER + text, encoding="utf-8")
     toml = b_dir / "target.toml"
     meta = toml.read_text(encoding="utf-8")
-    toml.write_text(meta + f'\nenv = {{ FWBENCH_EXTRA_LOOPS = "{loops}" }}\n', encoding="utf-8")
+    # first: a key after target.toml's tables ([scenarios]) would land inside the last one
+    toml.write_text(f'env = {{ FWBENCH_EXTRA_LOOPS = "{loops}" }}\n' + meta, encoding="utf-8")
     return load_target(a_dir), load_target(b_dir)
 
 
