@@ -308,6 +308,12 @@ class Runner:
         if self.database is not None:
             self.database.stop(out or sys.stderr)
 
+    def _pass_targets(self) -> list[tuple[Target, Env | None, str]]:
+        """A pass's work after the matrix: each target, its environment, or why it has none."""
+        ok = {n for n, v in self.verdicts.items() if v.ok}
+        return [(t, self.envs.get(t.name), "") if t.name in ok else
+                (t, None, "verification failed") for t in self.targets]  # fmt: skip
+
     def cost(self, out: TextIO | None = None) -> None:
         """The cost pass after the matrix (``run.cost``): ``cost.jsonl``, one record a target."""
         out = out or sys.stderr  # read now: a stream bound at import may be closed
@@ -316,11 +322,7 @@ class Runner:
 
         path = self.run_dir / COST_FILE
         path.touch()
-        todo = []
-        for t in self.targets:
-            v = self.verdicts.get(t.name)
-            why = "" if v is not None and v.ok else "verification failed"
-            todo.append((t, self.envs.get(t.name) if not why else None, why))
+        todo = self._pass_targets()
 
         def say(text: str) -> None:
             print(text, file=out, flush=True)
@@ -344,11 +346,7 @@ class Runner:
 
         path = self.run_dir / PROFILE_FILE
         path.touch()
-        todo = []
-        for t in self.targets:
-            v = self.verdicts.get(t.name)
-            why = "" if v is not None and v.ok else "verification failed"
-            todo.append((t, self.envs.get(t.name) if not why else None, why))
+        todo = self._pass_targets()
         profile_pass(
             self.cfg,
             todo,
