@@ -39,9 +39,11 @@ from typing import Any
 from loadgen.checks import KINDS, Kind
 from loadgen.hist import Histogram
 from loadgen.procs import child_env, pinned, spawn, stop_processes
-from loadgen.rawclient.hotloop import GRACE_S, PROGRESS_S, _Interrupted, _Part, _Report, _work
+from loadgen.rawclient.hotloop import GRACE_S, PROGRESS_S, _Interrupted, _Part, _Report
+from loadgen.rawclient.hotloop import _work as _work_http1
 from loadgen.rawclient.spec import LoadSpec
 from loadgen.records import LoadResult, Window
+from loadgen.records.scenarios import H2_PROTOCOLS, WS_SCENARIOS
 
 START_TIMEOUT_S = 60.0
 """How long worker processes may take to start and report ready."""
@@ -90,10 +92,33 @@ def _split(spec: LoadSpec, address: tuple[int, tuple[Any, ...]], request: bytes)
                 keepalive=spec.keepalive,
                 scenario=spec.scenario,
                 queries=spec.queries,
+                protocol=spec.protocol,
+                streams=spec.streams,
+                path=spec.path,
+                authority=spec.authority,
+                method=spec.method,
+                headers=spec.headers,
+                body=spec.body,
+                message_size=spec.message_size,
+                message_binary=spec.message_binary,
+                server_name=spec.server_name,
             )
         )
         first += count
     return parts
+
+
+def _work(part: _Part, thread_cpu: bool, publish: Callable[[int], None] | None) -> _Report:
+    """Run one part with the hot loop of its protocol (each a module of its own, imported
+    only when used: HTTP/1.1 :mod:`~loadgen.rawclient.hotloop`, HTTP/2
+    :mod:`~loadgen.rawclient.h2loop`, WebSocket :mod:`~loadgen.rawclient.wsloop`)."""
+    if part.scenario in WS_SCENARIOS:
+        from loadgen.rawclient.wsloop import _work as work
+    elif part.protocol in H2_PROTOCOLS:
+        from loadgen.rawclient.h2loop import _work as work
+    else:
+        work = _work_http1
+    return work(part, thread_cpu, publish)
 
 
 def _kind(kind: str | None) -> Kind | None:
@@ -194,6 +219,7 @@ def _child_main() -> int:
 def _part_to_json(part: _Part) -> str:
     data = asdict(part)
     data["request"] = part.request.decode("latin-1")
+    data["body"] = None if part.body is None else part.body.decode("latin-1")
     return json.dumps(data)
 
 
@@ -202,6 +228,9 @@ def _part_from_json(text: str) -> _Part:
     data["request"] = data["request"].encode("latin-1")
     data["address"] = tuple(data["address"])
     data["cpus"] = tuple(data["cpus"])
+    data["headers"] = tuple(tuple(h) for h in data["headers"])
+    if data["body"] is not None:
+        data["body"] = data["body"].encode("latin-1")
     return _Part(**data)
 
 

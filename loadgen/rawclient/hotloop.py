@@ -117,6 +117,16 @@ class _Part:
     keepalive: bool = True
     scenario: str = "hello"  # another: its sampled body check instead of ``kind``'s
     queries: int = 1  # the rows of a queries answer
+    protocol: str = "http1"  # h2c / h2: loadgen.rawclient.h2loop runs the part
+    streams: int = 1  # concurrent streams per connection (HTTP/2)
+    path: str = "/"  # HTTP/2 and WebSocket loops build their own requests from these
+    authority: str = ""
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    message_size: int = 64  # ws-echo (loadgen.rawclient.wsloop)
+    message_binary: bool = False
+    server_name: str | None = None  # h2: TLS server name
     go: float = 0.0
     """Monotonic time at which the warm-up starts (set when all workers are ready)."""
 

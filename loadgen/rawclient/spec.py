@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from loadgen.http1 import DEFAULT_CHECK_EVERY, encode_request, host_header_value
 from loadgen.loadspec import MIN_RATE, common_problems
-from loadgen.records.scenarios import MAX_QUERIES, SCENARIOS
+from loadgen.records.scenarios import H2_PROTOCOLS, MAX_QUERIES, PROTOCOLS, SCENARIOS, WS_SCENARIOS
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,17 @@ class LoadSpec:
     ``check_every``, whatever ``kind`` says."""
     queries: int = 1
     """The rows a ``queries`` answer holds (the clamped ``?n=`` of ``path``)."""
+    protocol: str = "http1"
+    """``http1``, ``h2c`` (HTTP/2 with prior knowledge) or ``h2`` (HTTP/2 over TLS, ALPN)."""
+    streams: int = 1
+    """Concurrent streams per connection (HTTP/2 only; HTTP/1.1 has one request in flight)."""
+    message_size: int = 64
+    """``ws-echo``: the bytes of every message sent (and echoed)."""
+    message_binary: bool = False
+    """``ws-echo``: binary messages instead of text ones."""
+    server_name: str | None = None
+    """``h2``: the TLS server name sent (SNI); None: ``host``. The certificate is not checked
+    (the suite made it for this run)."""
 
     def __post_init__(self) -> None:
         problems = common_problems(
@@ -63,8 +74,20 @@ class LoadSpec:
                 f"rate must be a finite number of requests/s, at least {MIN_RATE:g} "
                 "(or None for a closed loop)"
             )
-        if self.scenario not in SCENARIOS:
-            problems.append(f"scenario must be one of {', '.join(SCENARIOS)}")
+        if self.scenario not in SCENARIOS and self.scenario not in WS_SCENARIOS:
+            problems.append(
+                f"scenario must be one of {', '.join(SCENARIOS + tuple(sorted(WS_SCENARIOS)))}"
+            )
+        if self.protocol not in PROTOCOLS:
+            problems.append(f"protocol must be one of {', '.join(PROTOCOLS)}")
+        if self.streams < 1:
+            problems.append("streams must be at least 1")
+        elif self.streams > 1 and self.protocol not in H2_PROTOCOLS:
+            problems.append(f"streams > 1 needs HTTP/2 (protocol is {self.protocol})")
+        if self.scenario in WS_SCENARIOS and self.protocol != "http1":
+            problems.append(f"{self.scenario} runs over HTTP/1.1 (protocol is {self.protocol})")
+        if not 1 <= self.message_size <= 16 * 1024 * 1024:
+            problems.append("message_size must be 1..16 MiB")
         if not 1 <= self.queries <= MAX_QUERIES:
             problems.append(f"queries must be 1..{MAX_QUERIES}")
         if self.procs < 1:
@@ -78,6 +101,11 @@ class LoadSpec:
                 problems.append(str(exc))
         if problems:
             raise ValueError("invalid LoadSpec: " + "; ".join(problems))
+
+    @property
+    def authority(self) -> str:
+        """The ``Host`` header (HTTP/1.1, WebSocket) or ``:authority`` (HTTP/2) sent."""
+        return self.host_header or host_header_value(self.host, self.port)
 
     def request(self) -> bytes:
         """The bytes of the request every connection sends (raises ValueError when invalid)."""

@@ -32,6 +32,15 @@ ScenarioName = Literal["hello", "json", "db", "queries", "fortunes"]
 SCENARIOS: tuple[str, ...] = ("hello", "json", "db", "queries", "fortunes")
 DB_SCENARIOS = frozenset({"db", "queries", "fortunes"})
 
+PROTOCOLS: tuple[str, ...] = ("http1", "h2c", "h2")
+"""The HTTP protocols a load setting can speak: HTTP/1.1, HTTP/2 over cleartext TCP with prior
+knowledge (``h2c``), and HTTP/2 over TLS negotiated by ALPN (``h2``)."""
+H2_PROTOCOLS = frozenset({"h2c", "h2"})
+WS_SCENARIOS = frozenset({"ws-echo"})
+"""``ws-echo``: ``GET <path>`` upgrades to a WebSocket (RFC 6455, over HTTP/1.1) that answers
+every message with the same message, exactly: text as text, binary as binary. The server
+answers a ping with a pong and completes the close handshake."""
+
 WORLD_ROWS = 10_000
 MAX_QUERIES = 500
 EXTRA_FORTUNE = "Additional fortune added at request time."
