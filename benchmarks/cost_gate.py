@@ -139,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     spec = CostSpec.from_config(cfg.cost)
     if args.interval_ms is not None:
         spec = replace(spec, interval_ms=args.interval_ms)
+    if args.pace_factor is not None:
+        spec = replace(spec, pace_factor=args.pace_factor)
     if args.saved:
         saved = json.loads(args.saved.read_text())
         a_recs = [CostRecord.from_dict(d) for d in saved["records"]["a"]]
@@ -165,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
             f"request), {args.servers} fresh servers each, warm-up {spec.warmup}, "
             f"{spec.repeats} windows x {spec.requests} requests"
             + (f" paced every {spec.interval_ms:g} ms" if spec.interval_ms else "")
+            + (
+                f" (or {spec.pace_factor:g} x each server's probed time, if longer)"
+                if spec.pace_factor
+                else ""
+            )
             + f", {tool.version}",
             file=sys.stderr,
             flush=True,

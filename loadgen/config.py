@@ -166,6 +166,7 @@ class Cost:
     # time (timers, idle loop turns) then adds the same count on every server, however busy
     # the machine; set it above the slowest answer under callgrind (README, cost gate).
     interval_ms: float = 0.0
+    pace_factor: float = 0.0  # > 0: pace each target at factor x its probed time (cost.py)
 
 
 @dataclass(frozen=True)
@@ -464,6 +465,8 @@ def _check(cfg: Config) -> None:
     _nonneg("cost.warmup", k.warmup)
     if not 0 <= k.interval_ms <= 60_000:
         raise ConfigError("cost.interval_ms", f"{k.interval_ms} is out of range 0..60000")
+    if not 0 <= k.pace_factor <= 100:
+        raise ConfigError("cost.pace_factor", f"{k.pace_factor} is out of range 0..100")
     if k.repeats < 2:
         raise ConfigError("cost.repeats", "must be at least 2 (the spread needs two windows)")
     if not k.valgrind.strip():

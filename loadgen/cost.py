@@ -52,6 +52,7 @@ serving slowly, not in idling.
 from __future__ import annotations
 
 import http.client
+import math
 import re
 import shutil
 import statistics
@@ -283,6 +284,15 @@ class KeepAliveClient:
             self.get()
         return late
 
+    def timed(self, n: int) -> list[float]:
+        """``n`` requests back to back; the wall-clock seconds each took."""
+        times = []
+        for _ in range(n):
+            t0 = time.monotonic()
+            self.get()
+            times.append(time.monotonic() - t0)
+        return times
+
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
@@ -301,6 +311,7 @@ class CostSpec:
     request_timeout: float = 60.0
     valgrind: str = "valgrind"
     interval_ms: float = 0.0  # a fixed pace of the counted requests (0: back to back)
+    pace_factor: float = 0.0  # > 0: pace at max(interval_ms, factor x the probe's ms/request)
 
     @classmethod
     def from_config(cls, c: CostConfig) -> CostSpec:
@@ -312,6 +323,7 @@ class CostSpec:
             c.request_timeout,
             c.valgrind,
             c.interval_ms,
+            c.pace_factor,
         )
 
 
@@ -412,16 +424,21 @@ def _count(
     commands: dict[int, str] = {}
     counted = 0.0
     late = 0
+    interval_ms, probe_ms = spec.interval_ms, None
     try:
         client.send(spec.warmup)
         say(f"warm-up of {spec.warmup} requests done")
+        if spec.pace_factor > 0:
+            probe_ms = _probe_ms(server, tool, client)
+            interval_ms = pace_ms(spec, probe_ms)
+            say(f"pace probe: {probe_ms:.2f} ms/request counted; pace {interval_ms:g} ms")
         for w in range(1, spec.repeats + 1):
             pids = [p.pid for p in server.tree()]
             label = f"fwbench-{target.name}-w{w}"
             control(tool, pids, "-z")
             control(tool, pids, "-i", "on")
             t0 = time.monotonic()
-            late += client.send(spec.requests, spec.interval_ms / 1000.0)
+            late += client.send(spec.requests, interval_ms / 1000.0)
             counted += time.monotonic() - t0
             control(tool, pids, "-i", "off")
             control(tool, pids, "-d", label)
@@ -448,9 +465,35 @@ def _count(
         processes=procs,
         reconnects=client.reconnects,
         counted_s=round(counted, 2),
-        interval_ms=spec.interval_ms,
+        interval_ms=interval_ms,
+        probe_ms_per_request=None if probe_ms is None else round(probe_ms, 3),
         late_requests=late,
     )
+
+
+PROBE_REQUESTS = 50
+"""Requests of the pace probe: timed one by one with counting on (callgrind's instrumentation
+slows a server several times; the warm-up runs with it off, so its times would be too short)."""
+
+
+def _probe_ms(server: Server, tool: Tool, client: KeepAliveClient) -> float:
+    """The median milliseconds a request takes with counting on (the counters are zeroed
+    before the first window, so the probe's requests are not in any figure)."""
+    pids = [p.pid for p in server.tree()]
+    control(tool, pids, "-i", "on")
+    try:
+        times = client.timed(PROBE_REQUESTS)
+    finally:
+        control(tool, pids, "-i", "off")
+    return statistics.median(times) * 1000.0
+
+
+def pace_ms(spec: CostSpec, probe_ms: float) -> float:
+    """The pace of one target: ``pace_factor`` times its probed time per request, rounded up to
+    a whole millisecond, and never below ``interval_ms``. With a factor of 2, a request
+    started on its slot is answered well inside it, so the server waits the same idle time per
+    request on every run: the count no longer follows how busy the machine was."""
+    return float(max(spec.interval_ms, math.ceil(spec.pace_factor * probe_ms)))
 
 
 def _await_dumps(out: Path, label: str, seen: set[Path], expected: int) -> list[Dump]:

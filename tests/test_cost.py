@@ -348,11 +348,16 @@ def test_fwbench_cost_counts_and_the_gate_catches_the_extra_work(
     from commands.common import discover_targets
     from commands.cost import measure_run
 
-    cfg = _cost_config(fixture_config)
+    # paced per target: 2 x each server's probed time per request (counting on)
+    cfg = _cost_config(fixture_config).override(**{"cost.pace_factor": 2.0})
     targets = discover_targets(cfg, ["fx-knob-base", "fx-knob-work", "fx-knob-base2"])
     run_dir, records = measure_run(cfg, targets)
     by = {r.target: r for r in records}
     assert all(r.status == "ok" for r in records), [r.failure for r in records]
+    for r in records:  # each its own pace, recorded with the probe it came from
+        assert r.probe_ms_per_request is not None and r.probe_ms_per_request > 0
+        assert r.interval_ms >= 2 * r.probe_ms_per_request
+        assert r.interval_ms == round(r.interval_ms)
     base, work, aa = (by[n] for n in ("fx-knob-base", "fx-knob-work", "fx-knob-base2"))
     rise = (work.instructions_per_request or 0) / (base.instructions_per_request or 1) - 1
     aa_diff = (aa.instructions_per_request or 0) / (base.instructions_per_request or 1) - 1
@@ -523,3 +528,17 @@ def test_a_paced_window_starts_each_request_on_its_slot() -> None:
     with pytest.raises(ConfigError) as err:
         Config().override(**{"cost.interval_ms": -1.0})
     assert err.value.key == "cost.interval_ms"
+
+
+def test_a_target_s_pace_is_its_probed_time_times_the_factor_rounded_up() -> None:
+    """``[cost] pace_factor``: the pace of each target follows its own time per request (Django
+    under callgrind takes about 11 ms, Starlette 2-5 ms), never below ``interval_ms``."""
+    from loadgen.cost import pace_ms
+
+    spec = CostSpec(interval_ms=8.0, pace_factor=2.0)
+    assert pace_ms(spec, 2.2) == 8.0  # 4.4 ms: the floor
+    assert pace_ms(spec, 11.3) == 23.0  # 22.6 ms rounded up to a whole ms
+    assert pace_ms(CostSpec(pace_factor=2.0), 0.2) == 1.0
+    with pytest.raises(ConfigError) as err:
+        Config().override(**{"cost.pace_factor": -1.0})
+    assert err.value.key == "cost.pace_factor"

@@ -89,6 +89,7 @@ class CostRecord:
     counted_s: float = 0.0  # wall-clock seconds of the counted windows
     interval_ms: float = 0.0  # the counted requests' fixed pace (0: back to back)
     late_requests: int = 0  # paced requests that started late (the answer took longer)
+    probe_ms_per_request: float | None = None  # the pace probe's median ms/request (counting on)
     tool: str = ""  # "valgrind-3.19.0"
     tool_args: tuple[str, ...] = ()
     machine: dict[str, Any] = field(default_factory=dict)
@@ -138,6 +139,9 @@ class CostRecord:
             "server_version": self.server_version,
             "reconnects": self.reconnects,
             "run_id": self.run_id,
+            "interval_ms": self.interval_ms,
+            "probe_ms_per_request": self.probe_ms_per_request,
+            "late_requests": self.late_requests,
             "limits": COST_LIMITS,
         }
 
@@ -178,6 +182,7 @@ class CostRecord:
             counted_s=float(d.get("counted_s", 0.0)),
             interval_ms=float(d.get("interval_ms", 0.0)),
             late_requests=int(d.get("late_requests", 0)),
+            probe_ms_per_request=_float_or_none(d.get("probe_ms_per_request")),
             tool=str(d.get("tool", "")),
             tool_args=tuple(str(a) for a in d.get("tool_args") or ()),
             machine=dict(d.get("machine") or {}),
@@ -199,3 +204,7 @@ def run_costs(run_dir: Path) -> list[CostRecord]:
     """The cost records of a run directory ([] when it had no cost pass)."""
     path = run_dir / COST_FILE
     return list(read_costs(path)) if path.is_file() else []
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
