@@ -129,6 +129,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a fixed pace of the counted requests (default: [cost] interval_ms)",
     )
     p.add_argument(
+        "--pace-factor",
+        type=float,
+        help="pace each server at this many times its probed time per request, if longer than"
+        " the fixed pace (default: [cost] pace_factor)",
+    )
+    p.add_argument(
         "--from",
         dest="saved",
         type=Path,
