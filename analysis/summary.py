@@ -40,7 +40,7 @@ import pandas as pd
 from analysis import fmt, stats
 from analysis.channels import ChannelDiff, channel_diffs
 from analysis.hist import LatencyHistogram
-from analysis.load import Loaded, RunInfo
+from analysis.load import Loaded, RunInfo, protocol_verdict
 from analysis.scaling import Scaling, scaling, workers_by_series
 from analysis.views import Row, by_python, by_server, maintenance
 from loadgen.records import ERROR_KINDS, FINGERPRINT_KEYS
@@ -66,16 +66,20 @@ class Setting:
     model: str
     connections: int
     rate: float | None = None
+    protocol: str = "http1"  # h2c, h2: a series of its own, never mixed with HTTP/1.1's
 
     def label(self) -> str:
         parts = [self.load, f"{self.client} client", self.scenario]
+        if self.protocol != "http1":
+            parts.append(self.protocol)
         parts.append(f"{self.connections} connection{'s' if self.connections != 1 else ''}")
         if self.model == "open":
             parts.append(f"open model at {self.rate or 0:g} req/s")
         return " · ".join(parts)
 
     def slug(self) -> str:
-        text = f"{self.load}-{self.client}-{self.scenario}-c{self.connections}"
+        proto = "" if self.protocol == "http1" else f"-{self.protocol}"
+        text = f"{self.load}-{self.client}-{self.scenario}{proto}-c{self.connections}"
         return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "setting"
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,7 +90,7 @@ class Setting:
             "model": self.model,
             "connections": self.connections,
             "rate": self.rate,
-        }
+        } | ({"protocol": self.protocol} if self.protocol != "http1" else {})
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,7 @@ class Summary:
             & (t["connections"] == s.connections)
             & (t["client"] == s.client)
             & (t["scenario"] == s.scenario)
+            & (t["protocol"].fillna("http1") == s.protocol)
             & (t["status"] == "ok")
         )
         return t[mask]
@@ -270,6 +275,7 @@ def _setting_of(row: pd.Series) -> Setting:
         model=_str(row["model"]),
         connections=int(row["connections"]),
         rate=_opt_float(row["rate"]),
+        protocol=_str(row["protocol"]) or "http1",
     )
 
 
@@ -291,6 +297,7 @@ def _config_settings(runs: Iterable[RunInfo]) -> list[Setting]:
                     model=model,
                     connections=int(c),
                     rate=rate,
+                    protocol=str(ld.get("protocol", "http1")),
                 )
                 if s not in out:
                     out.append(s)
@@ -366,6 +373,8 @@ def _group(
         state = "failed"
         why = _str(sv.get("reason")) or "the verifier's checks did not pass"
         reason = f"failed: verification of {setting.scenario}: {why}"
+    elif (pv := protocol_verdict(verdict, setting.protocol)).get("ok") is False:
+        state, reason = "failed", f"failed: verification of {setting.protocol}: {pv['reason']}"
     elif sv and sv.get("ok") is None and n == 0:
         state = "not_applicable"
         reason = f"not applicable: {_str(sv.get('reason')) or 'does not declare the scenario'}"
@@ -574,7 +583,9 @@ def summarize(loaded: Loaded) -> Summary:
     order: dict[str, int] = {}
     for s in (*named, *measured):
         order.setdefault(s.load, len(order))
-    settings.sort(key=lambda s: (order[s.load], s.connections, s.client, s.scenario, s.model))
+    settings.sort(
+        key=lambda s: (order[s.load], s.connections, s.client, s.scenario, s.protocol, s.model)
+    )
 
     targets = sorted(set(trials["target"].astype(str)) | set(verdicts))
     groups: list[Group] = []
