@@ -200,6 +200,16 @@ def scenario_verdicts(v: dict[str, Any], key: str = "scenarios") -> dict[str, di
     return out
 
 
+def scenario_verdict(verdict: dict[str, Any] | None, scenario: str) -> dict[str, Any] | None:
+    """The verifier's ``{"ok", "reason"}`` for a scenario beyond hello (ok None: not applicable,
+    or not declared); None for hello or without a verdict."""
+    if verdict is None or scenario == "hello":
+        return None
+    table = verdict.get("scenarios")
+    known = table if isinstance(table, dict) else {}
+    return known.get(scenario) or {"ok": None, "reason": "the target does not serve it"}
+
+
 def protocol_verdict(verdict: dict[str, Any] | None, protocol: str) -> dict[str, Any]:
     """The verifier's ``{"ok", "reason"}`` for an HTTP/2 protocol of a verdict row's
     ``protocols``; {} for http1, an undeclared protocol, or a verdict without protocols."""

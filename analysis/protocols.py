@@ -8,7 +8,8 @@ HTTP scenarios only has no such section: its report is unchanged):
   protocol's first HTTP setting by median requests/s, with p99 latency; not ranked targets
   keep the reason (not applicable: the target does not declare the protocol);
 - **HTTP/1.1 against HTTP/2**: every target ranked both on an HTTP/1.1 setting and on an
-  HTTP/2 one of the same scenario, client, model and connection count: requests/s of each, the
+  HTTP/2 one of the same scenario, client and model, with as many requests in flight
+  (connections × streams; else as many connections): requests/s of each, the
   ratio h2c/h1 (and h2/h1), and whether the difference is beyond the trials' spread: the two
   medians' 95 % bootstrap intervals (:func:`analysis.stats.bootstrap_ci`) do not overlap
   (:func:`analysis.stats.intervals_overlap`); one trial a side has no interval and says so;
@@ -29,8 +30,9 @@ PROTOCOLS_TITLE = "HTTP/2 and WebSocket"
 PROTOCOL_NAMES = {"http1": "HTTP/1.1", "h2c": "HTTP/2 cleartext (h2c)", "h2": "HTTP/2 TLS (h2)"}
 PROTOCOLS_NOTE = (
     "Each protocol is its own series: an HTTP/2 figure is never mixed into HTTP/1.1's. "
-    "Ratio: the HTTP/2 median requests/s over the HTTP/1.1 one of the same target, scenario and "
-    "connection count; beyond spread: the two medians' 95 % bootstrap intervals do not overlap. "
+    "Ratio: the HTTP/2 median requests/s over the HTTP/1.1 one of the same target and scenario, "
+    "with as many requests in flight (connections × streams); beyond spread: the two medians' "
+    "95 % bootstrap intervals do not overlap. "
     "WebSocket: one request is one echoed message; latency is the round trip."
 )
 PROTOCOL_RANK_HEADERS = ["#", "target", "requests/s", "95% CI", "p99 ms", "setting"]
@@ -56,6 +58,7 @@ class Versus:
     target: str
     scenario: str
     connections: int
+    streams: int
     h1: Group
     h2: dict[str, Group]  # protocol -> group
 
@@ -100,6 +103,7 @@ class ProtocolReport:
                     "target": v.target,
                     "scenario": v.scenario,
                     "connections": v.connections,
+                    "streams": v.streams,
                     "http1_rps": _round(v.h1.rps_median),
                     **{f"{p}_rps": _round(v.h2[p].rps_median) for p in v.h2},
                     **{f"{p}_ratio": _round(v.ratio(p), 4) for p in v.h2},
@@ -144,18 +148,20 @@ def _ordered(groups: list[Group]) -> tuple[Group, ...]:
 
 
 def _counterpart(s: Summary, h2: Setting) -> Setting | None:
-    """The HTTP/1.1 setting an HTTP/2 one is compared with: same scenario, client, model and
-    connection count, the first in the report's order."""
-    return next(
-        (
-            x
-            for x in s.settings
-            if x.protocol == "http1"
-            and (x.scenario, x.client, x.model, x.connections)
-            == (h2.scenario, h2.client, h2.model, h2.connections)
-        ),
-        None,
-    )
+    """The HTTP/1.1 setting an HTTP/2 one is compared with: same scenario, client and model,
+    as many requests in flight (connections × streams: 8 × 8 against 64 connections), else as
+    many connections; the first in the report's order."""
+    like = [
+        x
+        for x in s.settings
+        if x.protocol == "http1"
+        and (x.scenario, x.client, x.model) == (h2.scenario, h2.client, h2.model)
+    ]
+    for conns in (h2.connections * h2.streams, h2.connections):
+        found = next((x for x in like if x.connections == conns), None)
+        if found is not None:
+            return found
+    return None
 
 
 def _message_size(s: Summary, setting: Setting, target: str) -> int | None:
@@ -189,7 +195,7 @@ def protocol_report(s: Summary) -> ProtocolReport | None:
             if g.setting != x or not g.ranked or base is None or not base.ranked:
                 continue
             v = versus.setdefault(
-                (g.target, h1), Versus(g.target, x.scenario, x.connections, base, {})
+                (g.target, h1), Versus(g.target, x.scenario, x.connections, x.streams, base, {})
             )
             v.h2.setdefault(x.protocol, g)
     websocket = [
@@ -232,7 +238,8 @@ def _spread(v: Versus) -> str:
 def versus_rows(report: ProtocolReport) -> list[list[str]]:
     return [
         [
-            f"{v.target} ({v.scenario}, c{v.connections})",
+            f"{v.target} ({v.scenario}, {v.connections}×{v.streams} against "
+            f"{v.h1.setting.connections})",
             fmt.rps(v.h1.rps_median),
             fmt.rps(v.h2["h2c"].rps_median) if "h2c" in v.h2 else fmt.DASH,
             fmt.rps(v.h2["h2"].rps_median) if "h2" in v.h2 else fmt.DASH,
