@@ -63,7 +63,7 @@ def drive_raw(
         streams=ld.streams,
         message_size=ld.message_size,
         message_binary=ld.message_binary,
-        server_name=server.host if ld.protocol == "h2" else None,
+        server_name=None,  # h2: the TLS server name is the host (the certificate is not checked)
     )
     settings: dict[str, Any] = {
         "procs": procs,
