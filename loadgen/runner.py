@@ -224,6 +224,9 @@ class Runner:
             )
             self.verdicts[t.name] = v
             state = "ok" if v.ok else "FAILED: " + "; ".join(c.reason for c in v.failures)
+            bad = [(n, sv.reason) for n, sv in v.protocols if sv.ok is False]
+            if v.ok and bad:  # its HTTP/1.1 trials stand; those of these protocols fail
+                state += "".join(f"; {n} FAILED: {why}" for n, why in bad)
             print(f"verify [{i}/{len(self.targets)}] {t.name}: {state}", file=out, flush=True)
             env = self.builds[t.name].env
             if v.ok and env is not None:
