@@ -510,3 +510,54 @@ def test_drive_raw_asks_the_client_for_the_setting_protocol(
     assert (ws.scenario, ws.message_size, ws.message_binary, ws.path) == (
         "ws-echo", 1024, True, "/ws/",
     )  # fmt: skip
+
+
+def protocol_run(targets_dir: Path, envs_dir: Path, tmp_path: Path, names: list[str]) -> Path:
+    """A short run of ``names`` over HTTP/1.1, h2c and h2 (2 connections × 4 streams) and
+    ws-echo (4 connections, 64-byte text): one trial each, 1.5 s."""
+    short: dict[str, Any] = {"duration": 1.5, "warmup": 0.5}
+    loads = (
+        LoadSetting(name="hello", connections=(8,), **short),
+        LoadSetting(name="h2c", protocol="h2c", connections=(2,), streams=4, **short),
+        LoadSetting(name="h2", protocol="h2", connections=(2,), streams=4, **short),
+        LoadSetting(name="ws", scenario="ws-echo", connections=(4,), **short),
+    )
+    paths = Paths(targets_dir=str(targets_dir), envs_dir=str(envs_dir), reports_dir=str(tmp_path))
+    cfg = Config(paths=paths, run=Run(targets=tuple(names), trials=1, load=loads), root=str(ROOT))
+    runner = Runner(cfg, discover(targets_dir).select(names), run_dir=tmp_path / "run")
+    runner.prepare()
+    return runner.run()
+
+
+@pytest.mark.e2e
+def test_http2_and_ws_echo_through_the_runner(tmp_path: Path, envs_dir: Path) -> None:
+    """The first target declaring h2c, h2 and ws-echo, and one declaring none: every protocol
+    measured on the first (records carry the protocol), not applicable on the other."""
+    from analysis.load import load_runs
+    from analysis.protocols import protocol_report
+    from analysis.summary import summarize
+
+    found = discover(ROOT / "targets")
+    both = [
+        t.name
+        for t in found.targets
+        if {"h2c", "h2"} <= set(t.protocols) and "ws-echo" in dict(t.scenarios)
+    ]
+    if not both:
+        pytest.skip("no target declares h2c, h2 and ws-echo yet")
+    run_dir = protocol_run(ROOT / "targets", envs_dir, tmp_path, [both[0], "flask"])
+    recs = {(r.target, r.load): r for r in read_records(run_dir / "trials.jsonl")}
+    for load, protocol in (("hello", "http1"), ("h2c", "h2c"), ("h2", "h2"), ("ws", "http1")):
+        r = recs[(both[0], load)]
+        assert r.status == "ok", r.failure
+        assert r.protocol == protocol and r.requests > 0 and r.error_count == 0
+    assert recs[(both[0], "h2c")].streams == 4
+    assert recs[(both[0], "ws")].message_size == 64
+    assert (run_dir / "tls").is_dir()  # the run's certificate, made once
+    for load in ("h2c", "h2", "ws"):
+        assert recs[("flask", load)].status == "not_applicable"
+    assert recs[("flask", "hello")].status == "ok"
+    report = protocol_report(summarize(load_runs([run_dir])))
+    assert report is not None
+    assert [r.protocol for r in report.rankings] == ["http1", "h2c", "h2"]
+    assert {row.group.target for row in report.websocket[0][1]} == {both[0], "flask"}
