@@ -49,7 +49,7 @@ from loadgen.records import (
     append_record,
 )
 from loadgen.records.scenarios import DB_SCENARIOS, WS_SCENARIOS
-from loadgen.targets import Target
+from loadgen.targets import Target, TargetError
 from loadgen.verify import Verdict, verify_target
 from loadgen.verify_protocols import quick_check
 from loadgen.verify_scenarios import ScenarioDatabase, run_database
@@ -388,6 +388,8 @@ class Runner:
             server = start(serving, env, log_dir=self.run_dir / "logs", opts=opts)
         except LaunchError as exc:
             return self._failed(base, f"start: {exc.reason}")
+        except TargetError as exc:  # a command naming a certificate that was not made
+            return self._failed(base, f"start: {exc}")
         try:
             problem = quick_check(serving, server, ld.scenario, ld.protocol, ld.queries)
             if problem:

@@ -29,7 +29,7 @@ from loadgen.envs import Env
 from loadgen.launcher import LaunchError, LaunchOptions, Server, start
 from loadgen.records.scenarios import H2_PROTOCOLS, WS_SCENARIOS
 from loadgen.scenario_checks import content_type_problem, sampled_problem
-from loadgen.targets import Target
+from loadgen.targets import Target, TargetError
 from loadgen.verify import Answer, check_answer, request_answer
 from loadgen.verify_scenarios import ScenarioVerdict
 
@@ -128,6 +128,8 @@ def _check_on(
             own = start(serving, env, log_dir=log_dir, opts=_probing(opts, key))
         except LaunchError as exc:
             return ScenarioVerdict(False, f"start ({key} command): {exc.reason}")
+        except TargetError as exc:  # a command naming a certificate that was not made
+            return ScenarioVerdict(False, f"start ({key} command): {exc}")
     on = own or server
     try:
         if key in WS_SCENARIOS:
