@@ -561,3 +561,21 @@ def test_http2_and_ws_echo_through_the_runner(tmp_path: Path, envs_dir: Path) ->
     assert report is not None
     assert [r.protocol for r in report.rankings] == ["http1", "h2c", "h2"]
     assert {row.group.target for row in report.websocket[0][1]} == {both[0], "flask"}
+
+
+def test_the_protocol_table_of_bench_and_verify() -> None:
+    from commands.common import protocol_table
+
+    t = _proto_target()
+    assert protocol_table([_verdict(t)]) == ""  # no HTTP/2, no WebSocket: no table
+    why = "asked for HTTP/2 (ALPN h2) and the server chose http/1.1"
+    v = _verdict(
+        t,
+        protocols=(("h2c", ScenarioVerdict(True)), ("h2", ScenarioVerdict(False, why))),
+        scenarios=(("json", ScenarioVerdict(True)), ("ws-echo", ScenarioVerdict(None, "no ws"))),
+    )
+    lines = protocol_table([v, _verdict(replace(t, name="plain"))]).splitlines()
+    assert lines[0].split() == ["target", "h2c", "h2", "ws-echo"]
+    assert [ln.split()[:4] for ln in lines[2:3]] == [["fx-ok", "ok", "FAILED", "n/a"]]
+    assert lines[-1] == f"fx-ok h2: {why}"
+    assert not any("plain" in ln for ln in lines)
