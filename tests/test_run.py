@@ -579,3 +579,18 @@ def test_the_protocol_table_of_bench_and_verify() -> None:
     assert [ln.split()[:4] for ln in lines[2:3]] == [["fx-ok", "ok", "FAILED", "n/a"]]
     assert lines[-1] == f"fx-ok h2: {why}"
     assert not any("plain" in ln for ln in lines)
+
+
+def test_the_launcher_waits_for_an_http2_answer_on_an_http2_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from loadgen.launcher import _probe
+
+    calls: list[tuple[Any, ...]] = []
+    _fake_h2(monkeypatch, _h2_answer(), calls)
+    assert _probe("127.0.0.1", 8123, "/hello/", 2.0, "h2") == 200
+    assert calls == [("127.0.0.1", 8123, "h2", "/hello/", "127.0.0.1:8123", 2.0)]
+    _fake_h2(monkeypatch, _Refused("the server closed the connection"), calls)
+    assert _probe("127.0.0.1", 8123, "/hello/", 2.0, "h2c") is None  # not up yet: try again
+    _fake_h2(monkeypatch, ConnectionRefusedError(111, "refused"), calls)
+    assert _probe("127.0.0.1", 8123, "/hello/", 2.0, "h2c") is None
