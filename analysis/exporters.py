@@ -14,6 +14,19 @@ from typing import Any
 
 from analysis import fmt
 from analysis.matrix import MATRIX_NOTE, MATRIX_TITLE, ScenarioMatrix, scenario_matrix
+from analysis.protocols import (
+    PROTOCOL_NAMES,
+    PROTOCOL_RANK_HEADERS,
+    PROTOCOLS_NOTE,
+    PROTOCOLS_TITLE,
+    VERSUS_HEADERS,
+    WS_HEADERS,
+    ProtocolReport,
+    protocol_report,
+    ranking_rows,
+    versus_rows,
+    ws_rows,
+)
 from analysis.stats import CONFIDENCE, DEFAULT_RESAMPLES, DEFAULT_SEED
 from analysis.summary import CostRow, Footprint, Group, Ranking, Summary
 from analysis.views import Row
@@ -163,6 +176,9 @@ def render_json(s: Summary) -> str:
     matrix = scenario_matrix(s)
     if matrix is not None:  # only runs with a scenario beyond hello
         d["scenario_matrix"] = matrix.to_dict()
+    proto = protocol_report(s)
+    if proto is not None:  # only runs with an HTTP/2 or a WebSocket setting
+        d["protocols"] = proto.to_dict()
     return json.dumps(d, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -431,6 +447,26 @@ def _matrix_md(m: ScenarioMatrix) -> list[str]:
     return [*lines, ""]
 
 
+def _protocols_md(p: ProtocolReport) -> list[str]:
+    lines = [f"## {PROTOCOLS_TITLE}", ""]
+    for r in p.rankings:
+        rows = [[md(x) for x in row] for row in ranking_rows(r)]
+        lines += [
+            f"### {md(PROTOCOL_NAMES[r.protocol])}",
+            "",
+            *_table(PROTOCOL_RANK_HEADERS, "rlrrrl", rows),
+            "",
+        ]
+    if p.versus:
+        rows = [[md(x) for x in row] for row in versus_rows(p)]
+        lines += ["### HTTP/1.1 against HTTP/2", "", *_table(VERSUS_HEADERS, "lrrrrrl", rows), ""]
+    for setting, ws in p.websocket:
+        rows = [[md(x) for x in row] for row in ws_rows(ws)]
+        lines += [f"### WebSocket echo · {md(setting.label())}", ""]
+        lines += [*_table(WS_HEADERS, "lrrrrrl", rows), ""]
+    return [*lines, md(PROTOCOLS_NOTE), ""]
+
+
 def render_markdown(s: Summary) -> str:
     runs = s.runs
     trials = len(s.trials)
@@ -450,6 +486,9 @@ def render_markdown(s: Summary) -> str:
         lines += _matrix_md(matrix)
     for r in s.rankings:
         lines += _ranking_md(r)
+    proto = protocol_report(s)
+    if proto is not None:
+        lines += _protocols_md(proto)
     if s.costs:
         lines += _cost_md(s.costs)
     if s.channels:

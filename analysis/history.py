@@ -376,20 +376,26 @@ class History:
     def series(self, fingerprint: str) -> dict[SeriesKey, list[NightPoint]]:
         """One point per run for every (target, load, connections) of one machine, oldest first.
 
+        A trial over HTTP/2 is a series of its own: its load is named ``<load> (h2c)`` (the
+        protocol from the record; records before protocols existed are HTTP/1.1), so a run
+        with ``--protocol`` never joins the HTTP/1.1 series of its load setting.
+
         A point is the median over the run's good trials; a run where a series has no good
         trial has no point in it (the gap is visible as a missing night).
         """
         rows = self.conn.execute(
             "SELECT r.run_id, r.night, r.started_at, t.target, t.load, t.connections,"
-            " t.rps, t.p50_ms, t.p99_ms"
+            " t.rps, t.p50_ms, t.p99_ms,"
+            " COALESCE(json_extract(t.record, '$.protocol'), 'http1')"
             " FROM trials t JOIN runs r ON r.run_id = t.run_id"
             " WHERE r.fingerprint = ? AND t.status = 'ok'"
             " ORDER BY r.started_at, r.run_id",
             (fingerprint,),
         )
         grouped: dict[SeriesKey, dict[str, list[tuple[str, str, float, Any, Any]]]] = {}
-        for run_id, night, started, target, load, conns, rps, p50, p99 in rows:
-            key = (str(target), str(load), int(conns))
+        for run_id, night, started, target, load, conns, rps, p50, p99, protocol in rows:
+            name = str(load) if protocol == "http1" else f"{load} ({protocol})"
+            key = (str(target), name, int(conns))
             grouped.setdefault(key, {}).setdefault(run_id, []).append(
                 (night, started, float(rps), p50, p99)
             )

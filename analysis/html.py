@@ -36,6 +36,19 @@ from analysis.exporters import (
 from analysis.flamegraph import ProfileView, profiles_section
 from analysis.hist import PERCENTILES
 from analysis.matrix import MATRIX_NOTE, MATRIX_TITLE, ScenarioMatrix, scenario_matrix
+from analysis.protocols import (
+    PROTOCOL_NAMES,
+    PROTOCOL_RANK_HEADERS,
+    PROTOCOLS_NOTE,
+    PROTOCOLS_TITLE,
+    VERSUS_HEADERS,
+    WS_HEADERS,
+    ProtocolReport,
+    protocol_report,
+    ranking_rows,
+    versus_rows,
+    ws_rows,
+)
 from analysis.summary import Group, Ranking, Summary
 from analysis.views import Row
 from loadgen.records import COST_LIMITS, FINGERPRINT_KEYS
@@ -502,6 +515,31 @@ def _matrix(m: ScenarioMatrix) -> str:
     return "\n".join(out)
 
 
+def _protocols(p: ProtocolReport) -> str:
+    """HTTP/2 and WebSocket: a ranking per protocol, HTTP/1.1 against HTTP/2, WebSocket echo."""
+
+    def table(heads: Sequence[str], rows: list[list[str]], text: Sequence[int]) -> str:
+        cls = ["target" if i == 1 else ("" if i in text else "num") for i in range(len(heads))]
+        return _table(
+            [(h, "" if i in text else "num") for i, h in enumerate(heads)],
+            [[(v, cls[i]) for i, v in enumerate(r)] for r in rows],
+            "protocols",
+        )
+
+    out = [f'<section id="protocols"><h2>{esc(PROTOCOLS_TITLE)}</h2>']
+    for r in p.rankings:
+        out.append(f"<h3>{esc(PROTOCOL_NAMES[r.protocol])}</h3>")
+        out.append(table(PROTOCOL_RANK_HEADERS, ranking_rows(r), (1, 5)))
+    if p.versus:
+        out.append("<h3>HTTP/1.1 against HTTP/2</h3>")
+        out.append(table(VERSUS_HEADERS, versus_rows(p), (0, 6)))
+    for setting, ws in p.websocket:
+        out.append(f"<h3>WebSocket echo · {esc(setting.label())}</h3>")
+        out.append(table(WS_HEADERS, ws_rows(ws), (0, 6)))
+    out.append(f'<p class="small">{esc(PROTOCOLS_NOTE)}</p></section>')
+    return "\n".join(out)
+
+
 def render_html(
     s: Summary,
     charts: Sequence[Chart],
@@ -538,6 +576,8 @@ def render_html(
         body.append(ranking_table(r, i))
     body.append(f'<p class="small">{esc(METHOD_NOTE)}</p>')
     body.append("</section>")
+    if (proto := protocol_report(s)) is not None:
+        body.append(_protocols(proto))
     if s.costs:
         body.append(_cost(s))
     if s.channels:

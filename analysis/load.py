@@ -62,7 +62,7 @@ SAMPLE_COLUMNS: tuple[str, ...] = (
 VERDICT_COLUMNS: tuple[str, ...] = (
     "run_id", "target", "framework", "framework_version", "server", "server_version", "python",
     "kind", "ok", "failures", "warnings", "startup_s", "idle_rss_bytes", "keepalive",
-    "package_count", "env_size_bytes", "scenarios",
+    "package_count", "env_size_bytes", "scenarios", "protocols",
 )  # fmt: skip
 
 
@@ -180,13 +180,15 @@ def verdict_row(run_id: str, v: dict[str, Any]) -> dict[str, Any]:
         "package_count": _number(count),
         "env_size_bytes": _number(v.get("env_size_bytes")),
         "scenarios": scenario_verdicts(v),
+        "protocols": scenario_verdicts(v, "protocols"),
     }
 
 
-def scenario_verdicts(v: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def scenario_verdicts(v: dict[str, Any], key: str = "scenarios") -> dict[str, dict[str, Any]]:
     """A verdict's ``scenarios`` (name -> ``{"ok": True/False/None, "reason"}``, None: not
-    applicable); {} for a verdict written before scenarios existed."""
-    raw = v.get("scenarios")
+    applicable), or its HTTP/2 ``protocols`` (``key``); {} for a verdict written before
+    they existed."""
+    raw = v.get(key)
     out: dict[str, dict[str, Any]] = {}
     for name, sv in (raw if isinstance(raw, dict) else {}).items():
         if isinstance(sv, dict):
@@ -196,6 +198,24 @@ def scenario_verdicts(v: dict[str, Any]) -> dict[str, dict[str, Any]]:
                 "reason": str(sv.get("reason") or ""),
             }
     return out
+
+
+def scenario_verdict(verdict: dict[str, Any] | None, scenario: str) -> dict[str, Any] | None:
+    """The verifier's ``{"ok", "reason"}`` for a scenario beyond hello (ok None: not applicable,
+    or not declared); None for hello or without a verdict."""
+    if verdict is None or scenario == "hello":
+        return None
+    table = verdict.get("scenarios")
+    known = table if isinstance(table, dict) else {}
+    return known.get(scenario) or {"ok": None, "reason": "the target does not serve it"}
+
+
+def protocol_verdict(verdict: dict[str, Any] | None, protocol: str) -> dict[str, Any]:
+    """The verifier's ``{"ok", "reason"}`` for an HTTP/2 protocol of a verdict row's
+    ``protocols``; {} for http1, an undeclared protocol, or a verdict without protocols."""
+    table = (verdict or {}).get("protocols")
+    found = table.get(protocol) if isinstance(table, dict) else None
+    return dict(found) if isinstance(found, dict) else {}
 
 
 def load_runs(run_dirs: Sequence[Path], *, samples: bool = True) -> Loaded:

@@ -24,7 +24,7 @@ connection count). Theory of operation:
 5. Scenarios beyond hello: the target's verifier verdict for the setting's scenario counts
    (failed verification of ``fortunes`` fails its ``fortunes`` groups only: ``failed:
    verification of fortunes: ...``); a scenario it declares not applicable, or does not
-   declare, with no trial, is ``not_applicable`` too (:func:`scenario_verdict`).
+   declare, with no trial, is ``not_applicable`` too (:func:`analysis.load.scenario_verdict`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import pandas as pd
 from analysis import fmt, stats
 from analysis.channels import ChannelDiff, channel_diffs
 from analysis.hist import LatencyHistogram
-from analysis.load import Loaded, RunInfo
+from analysis.load import Loaded, RunInfo, protocol_verdict, scenario_verdict
 from analysis.scaling import Scaling, scaling, workers_by_series
 from analysis.views import Row, by_python, by_server, maintenance
 from loadgen.records import ERROR_KINDS, FINGERPRINT_KEYS
@@ -66,16 +66,23 @@ class Setting:
     model: str
     connections: int
     rate: float | None = None
+    protocol: str = "http1"  # h2c, h2: a series of its own, never mixed with HTTP/1.1's
+    streams: int = 1  # HTTP/2: concurrent streams per connection
 
     def label(self) -> str:
         parts = [self.load, f"{self.client} client", self.scenario]
+        if self.protocol != "http1":
+            parts.append(self.protocol)
         parts.append(f"{self.connections} connection{'s' if self.connections != 1 else ''}")
+        if self.streams > 1:
+            parts[-1] += f" × {self.streams} streams"
         if self.model == "open":
             parts.append(f"open model at {self.rate or 0:g} req/s")
         return " · ".join(parts)
 
     def slug(self) -> str:
-        text = f"{self.load}-{self.client}-{self.scenario}-c{self.connections}"
+        proto = "" if self.protocol == "http1" else f"-{self.protocol}"
+        text = f"{self.load}-{self.client}-{self.scenario}{proto}-c{self.connections}"
         return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "setting"
 
     def to_dict(self) -> dict[str, Any]:
@@ -86,7 +93,7 @@ class Setting:
             "model": self.model,
             "connections": self.connections,
             "rate": self.rate,
-        }
+        } | ({} if self.protocol == "http1" else dict(protocol=self.protocol, streams=self.streams))
 
 
 @dataclass(frozen=True)
@@ -231,6 +238,7 @@ class Summary:
             & (t["connections"] == s.connections)
             & (t["client"] == s.client)
             & (t["scenario"] == s.scenario)
+            & (t["protocol"].fillna("http1") == s.protocol)
             & (t["status"] == "ok")
         )
         return t[mask]
@@ -270,6 +278,8 @@ def _setting_of(row: pd.Series) -> Setting:
         model=_str(row["model"]),
         connections=int(row["connections"]),
         rate=_opt_float(row["rate"]),
+        protocol=_str(row["protocol"]) or "http1",
+        streams=_opt_int(row["streams"]) or 1,
     )
 
 
@@ -291,6 +301,8 @@ def _config_settings(runs: Iterable[RunInfo]) -> list[Setting]:
                     model=model,
                     connections=int(c),
                     rate=rate,
+                    protocol=str(ld.get("protocol", "http1")),
+                    streams=int(ld.get("streams", 1)),
                 )
                 if s not in out:
                     out.append(s)
@@ -306,16 +318,6 @@ def _verdicts_by_target(loaded: Loaded) -> dict[str, dict[str, Any]]:
 
 
 # --- groups ---------------------------------------------------------------------------------
-
-
-def scenario_verdict(verdict: dict[str, Any] | None, scenario: str) -> dict[str, Any] | None:
-    """The verifier's ``{"ok", "reason"}`` for a scenario beyond hello (ok None: not applicable,
-    or not declared); None for hello or without a verdict."""
-    if verdict is None or scenario == "hello":
-        return None
-    table = verdict.get("scenarios")
-    known = table if isinstance(table, dict) else {}
-    return known.get(scenario) or {"ok": None, "reason": "the target does not serve it"}
 
 
 def _group(
@@ -366,6 +368,8 @@ def _group(
         state = "failed"
         why = _str(sv.get("reason")) or "the verifier's checks did not pass"
         reason = f"failed: verification of {setting.scenario}: {why}"
+    elif (pv := protocol_verdict(verdict, setting.protocol)).get("ok") is False:
+        state, reason = "failed", f"failed: verification of {setting.protocol}: {pv['reason']}"
     elif sv and sv.get("ok") is None and n == 0:
         state = "not_applicable"
         reason = f"not applicable: {_str(sv.get('reason')) or 'does not declare the scenario'}"
@@ -574,7 +578,9 @@ def summarize(loaded: Loaded) -> Summary:
     order: dict[str, int] = {}
     for s in (*named, *measured):
         order.setdefault(s.load, len(order))
-    settings.sort(key=lambda s: (order[s.load], s.connections, s.client, s.scenario, s.model))
+    settings.sort(
+        key=lambda s: (order[s.load], s.connections, s.client, s.scenario, s.protocol, s.model)
+    )
 
     targets = sorted(set(trials["target"].astype(str)) | set(verdicts))
     groups: list[Group] = []

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from commands.common import discover_targets, nothing_measured, split_names
+from commands.common import discover_targets, nothing_measured, protocol_table, split_names
 from commands.report import write_report
 from commands.run import add_arguments as add_run_flags
 from commands.run import configure
@@ -36,7 +36,7 @@ def results_table(trials_path: Path) -> str:
         rows.append(
             [
                 r.target,
-                r.load,
+                r.load if r.protocol == "http1" else f"{r.load} ({r.protocol})",
                 r.connections,
                 r.trial,
                 r.status,
@@ -77,6 +77,9 @@ def bench(cfg: Config, targets: list[Target]) -> int:
     scenarios = scenario_table(verdicts)
     if scenarios:  # only targets declaring scenarios beyond hello
         print(scenarios + "\n")
+    protocols = protocol_table(verdicts)
+    if protocols:  # only targets declaring HTTP/2 or a WebSocket scenario
+        print(protocols + "\n")
     print(results_table(runner.trials_path))
     print()
     nothing = nothing_measured(runner.trials_path) if code == 0 else None

@@ -6,10 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from loadgen.config import Config, ConfigError, load_config
 from loadgen.records import read_records
+from loadgen.records.scenarios import WS_SCENARIOS
+from loadgen.table import render_table
 from loadgen.targets import Target, discover
+
+if TYPE_CHECKING:
+    from loadgen.verify import Verdict
 
 
 def config_from(args: argparse.Namespace) -> Config:
@@ -76,3 +82,20 @@ def plural(n: int, word: str = "trial") -> str:
 def split_names(text: str | None) -> list[str]:
     """``"a, b"`` → ``["a", "b"]``; None or empty → ``[]``."""
     return [n.strip() for n in text.split(",") if n.strip()] if text else []
+
+
+def protocol_table(verdicts: Sequence[Verdict]) -> str:
+    """Targets by HTTP/2 protocol and WebSocket scenario: ok, FAILED, n/a, or blank (not
+    declared); then the reason of each failure. Empty when no target declares one."""
+    names = ["h2c", "h2", *sorted(WS_SCENARIOS)]
+    rows, why = [], []
+    mark = {True: "ok", False: "FAILED", None: "n/a"}
+    for v in verdicts:
+        by = {**dict(v.protocols), **{n: s for n, s in v.scenarios if n in WS_SCENARIOS}}
+        if not by:
+            continue
+        rows.append([v.target, *(mark[by[n].ok] if n in by else "" for n in names)])
+        why += [f"{v.target} {n}: {by[n].reason}" for n in names if n in by and by[n].ok is False]
+    if not rows:
+        return ""
+    return "\n".join([render_table(["target", *names], rows), *why])

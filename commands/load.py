@@ -39,6 +39,7 @@ from loadgen.config import MAX_SECONDS, MIN_RATE, ConfigError, available_cpus, p
 from loadgen.http1 import DEFAULT_CHECK_EVERY, ERROR_KINDS
 from loadgen.rawclient import LoadInterrupted, LoadSpec, run_load
 from loadgen.records import Latency, LoadResult
+from loadgen.records.scenarios import PROTOCOLS
 from loadgen.safety import check_host
 from loadgen.sampler import CLIENT_SATURATED_PCT
 
@@ -93,6 +94,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="HOST",
         help="allow load to this non-loopback host (repeatable; or bench.toml's allow_hosts)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="http1",
+        help="http1 (default), h2c (HTTP/2, prior knowledge) or h2 (HTTP/2 over TLS, ALPN)",
+    )
+    p.add_argument(
+        "--streams", type=int, default=1, help="concurrent streams per connection (HTTP/2; 1)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -310,6 +320,8 @@ def spec_from_args(args: argparse.Namespace) -> LoadSpec:
         method=args.method,
         headers=headers,
         body=body,
+        protocol=args.protocol,
+        streams=args.streams,
     )
 
 
@@ -443,6 +455,8 @@ def _banner(url: str, spec: LoadSpec) -> str:
     model = f"open loop at {spec.rate:g} req/s" if spec.rate else "closed loop"
     where = f" on CPU {','.join(map(str, spec.cpus))}" if spec.cpus else ""
     procs = f"{spec.procs} process{'es' if spec.procs > 1 else ''}{where}"
+    if spec.protocol != "http1":
+        procs += f", {spec.protocol} with {spec.streams} stream{'s' if spec.streams > 1 else ''}"
     request = ""
     if spec.method != "GET" or spec.body is not None:
         body = f" with a body of {len(spec.body)} bytes" if spec.body is not None else ""

@@ -12,7 +12,7 @@ import sys
 from typing import get_args
 
 from commands.common import config_from, discover_targets, nothing_measured, split_names
-from loadgen.config import Config, ConfigError, Scenario
+from loadgen.config import Config, ConfigError, Protocol, Scenario
 from loadgen.records.packages import CHANNELS
 from loadgen.runner import Runner, override_loads
 
@@ -29,9 +29,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--scenario",
         choices=get_args(Scenario),
-        help="hello, json, db, queries, fortunes (raw client or locust: hello); browse (locust)",
+        help="hello, json, db, queries, fortunes, ws-echo (raw client or locust: hello); "
+        "browse (locust)",
     )
     p.add_argument("--queries", type=int, help="the queries scenario's ?n= (1..500)")
+    p.add_argument(
+        "--protocol",
+        choices=get_args(Protocol),
+        help="every HTTP setting over http1, h2c (HTTP/2, prior knowledge) or h2 (HTTP/2 over "
+        "TLS); ws-echo settings stay on HTTP/1.1",
+    )
     p.add_argument("--users", type=int, help="locust users (default: the connection count)")
     p.add_argument(
         "--workers",
@@ -82,6 +89,7 @@ def configure(args: argparse.Namespace) -> Config:
         scenario=args.scenario,
         queries=getattr(args, "queries", None),
         users=args.users,
+        protocol=getattr(args, "protocol", None),
     )
 
 

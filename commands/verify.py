@@ -13,7 +13,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from commands.common import config_from, discover_targets
+from commands.common import config_from, discover_targets, protocol_table
 from loadgen.config import Config
 from loadgen.launcher import LaunchOptions
 from loadgen.records.scenarios import SCENARIOS
@@ -133,4 +133,7 @@ def run(args: argparse.Namespace) -> int:
         scenarios = scenario_table(verdicts)
         if scenarios:
             print("\n" + scenarios)
+        protocols = protocol_table(verdicts)
+        if protocols:
+            print("\n" + protocols)
     return 0 if all_ok(verdicts) else 1

@@ -68,6 +68,7 @@ class LaunchOptions:
     # server.worker_cpus = "shared": CPUs a count larger than ``cpus`` may also take (the
     # client's), in order
     spare_cpus: tuple[int, ...] = ()
+    protocol: str = "http1"  # the readiness probe's: http1, h2c or h2 (a server of h2 only)
 
     @classmethod
     def from_config(cls, cfg: Config) -> LaunchOptions:
@@ -184,6 +185,7 @@ def start(
             server,
             (target.startup_timeout or opts.timeout) * opts.timeout_scale,
             probe_timeout=opts.probe_timeout,
+            protocol=opts.protocol,
         )
         _check_owner(server)
         time.sleep(0.3)  # let the server settle before reading idle memory
@@ -201,7 +203,9 @@ def _rss(p: psutil.Process) -> int:
         return 0
 
 
-def _wait_ready(server: Server, timeout: float, probe_timeout: float = 2.0) -> None:
+def _wait_ready(
+    server: Server, timeout: float, probe_timeout: float = 2.0, protocol: str = "http1"
+) -> None:
     deadline = server.started_at + timeout
     last = "no answer"
     while True:
@@ -209,7 +213,7 @@ def _wait_ready(server: Server, timeout: float, probe_timeout: float = 2.0) -> N
         if code is not None:
             raise LaunchError(f"server exited with code {code} during start-up", server.log_tail())
         server.tree()  # remember workers as they appear
-        status = _probe(server.host, server.port, server.target.hello_path, probe_timeout)
+        status = _probe(server.host, server.port, server.target.hello_path, probe_timeout, protocol)
         if status == 200:
             server.startup_s = time.monotonic() - server.started_at
             return
@@ -222,7 +226,17 @@ def _wait_ready(server: Server, timeout: float, probe_timeout: float = 2.0) -> N
         time.sleep(POLL_S)
 
 
-def _probe(host: str, port: int, path: str, timeout: float = 2.0) -> int | None:
+def _probe(
+    host: str, port: int, path: str, timeout: float = 2.0, protocol: str = "http1"
+) -> int | None:
+    if protocol != "http1":  # HTTP/2 (h2c, h2): loadgen.verify_h2's one blocking GET
+        from loadgen.verify_h2 import fetch_h2
+
+        try:
+            status: int = fetch_h2(host, port, protocol, path, f"{host}:{port}", timeout).status
+            return status
+        except (OSError, ValueError):  # ValueError: H2Refused, the server speaks no HTTP/2 yet
+            return None
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", path)

@@ -24,7 +24,6 @@ process that dies without cleanup still leaves nothing running: every child is w
 
 from __future__ import annotations
 
-import http.client
 import os
 import sys
 import time
@@ -37,35 +36,23 @@ from typing import Any, TextIO
 from loadgen import machine
 from loadgen.config import Config, LoadSetting, to_dict
 from loadgen.db import Database, open_database
+from loadgen.drive import Driven, drive_locust, drive_raw
 from loadgen.envs import BuildOutcome, Env, build_all, index_args
 from loadgen.launcher import LaunchError, LaunchOptions, Server, start
 from loadgen.procs import pinned
 from loadgen.records import (
     ERROR_KINDS,
     Latency,
-    LoadResult,
     ProcStats,
     RunHeader,
     TrialRecord,
     append_record,
 )
-from loadgen.records.scenarios import DB_SCENARIOS
-from loadgen.scenario_checks import content_type_problem, sampled_problem
-from loadgen.targets import Target
-from loadgen.verify import Verdict, check_answer, request_answer, verify_target
+from loadgen.records.scenarios import DB_SCENARIOS, WS_SCENARIOS
+from loadgen.targets import Target, TargetError
+from loadgen.verify import Verdict, verify_target
+from loadgen.verify_protocols import quick_check
 from loadgen.verify_scenarios import ScenarioDatabase, run_database
-
-
-@dataclass(frozen=True)
-class _Driven:
-    """What one client's drive of a trial gave: its result and how it was set up."""
-
-    result: LoadResult  # both clients return one
-    settings: dict[str, Any]
-    client_cpus: int  # CPUs the client could use: the base of its saturation share
-    one_process_full: bool = False
-    workers_finished: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -196,6 +183,7 @@ class Runner:
         (self.run_dir / "logs").mkdir(exist_ok=True)
         self.trials_path.touch()
         unresolved = self._variants(out)
+        self._certify()
         warnings = machine.warnings(self.machine)
         self.header = RunHeader(
             run_id=self.run_id,
@@ -236,6 +224,9 @@ class Runner:
             )
             self.verdicts[t.name] = v
             state = "ok" if v.ok else "FAILED: " + "; ".join(c.reason for c in v.failures)
+            bad = [(n, sv.reason) for n, sv in v.protocols if sv.ok is False]
+            if v.ok and bad:  # its HTTP/1.1 trials stand; those of these protocols fail
+                state += "".join(f"; {n} FAILED: {why}" for n, why in bad)
             print(f"verify [{i}/{len(self.targets)}] {t.name}: {state}", file=out, flush=True)
             env = self.builds[t.name].env
             if v.ok and env is not None:
@@ -255,6 +246,20 @@ class Runner:
         found = expand(self.targets, self.cfg, self.run_dir / LOCKS_DIR, say)
         self.targets = list(found.targets)
         return found.failed
+
+    def _certify(self) -> None:
+        """The run's TLS certificate, made once in ``<run>/tls/`` when a target's command
+        needs one (it speaks ``h2``), its paths given to those targets' ``{certfile}`` and
+        ``{keyfile}``."""
+        if not any(t.needs_certificate() for t in self.targets):
+            return
+        from loadgen.tls import make_certificate
+
+        cert, key = make_certificate(self.run_dir / "tls", self.cfg.server.host)
+        self.targets = [
+            t.with_certificate(str(cert), str(key)) if t.needs_certificate() else t
+            for t in self.targets
+        ]
 
     # -- the matrix -----------------------------------------------------------------------------
 
@@ -361,7 +366,7 @@ class Runner:
         v = self.verdicts.get(t.name)
         env = self.envs.get(t.name)
         base = self._base(p, v)
-        why_not = t.not_applicable_reason(p.load.scenario)
+        why_not = t.not_applicable_reason(p.load.scenario, p.load.protocol)
         if why_not:
             return replace(base, status="not_applicable", failure=why_not, database={})
         db = self.database if p.load.scenario in DB_SCENARIOS else None
@@ -373,12 +378,20 @@ class Runner:
         if v is None or not v.ok or env is None:
             why = "; ".join(c.reason for c in v.failures) if v else "not verified"
             return self._failed(base, f"verification failed: {why}")
+        ld = p.load
+        if v.protocol_ok(ld.protocol) is False:
+            why = v.protocol_failure(ld.protocol)
+            return self._failed(base, f"verification failed for {ld.protocol}: {why}")
+        serving = t.serving(ld.scenario, ld.protocol)
+        opts = replace(self.launch, protocol=ld.protocol)
         try:
-            server = start(t, env, log_dir=self.run_dir / "logs", opts=self.launch)
+            server = start(serving, env, log_dir=self.run_dir / "logs", opts=opts)
         except LaunchError as exc:
             return self._failed(base, f"start: {exc.reason}")
+        except TargetError as exc:  # a command naming a certificate that was not made
+            return self._failed(base, f"start: {exc}")
         try:
-            problem = _quick_check(t, server, p.load)
+            problem = quick_check(serving, server, ld.scenario, ld.protocol, ld.queries)
             if problem:
                 return self._failed(base, f"answer check: {problem}", startup_s=server.startup_s)
             return self._measure(p, server, base, live)
@@ -411,8 +424,7 @@ class Runner:
         except SamplerError as exc:
             return self._failed(base, f"sampler: {exc}", startup_s=server.startup_s)
         try:
-            drive = self._drive_locust if p.load.client == "locust" else self._drive_raw
-            outcome = drive(p, server, live)
+            outcome = self._drive(p, server, live)
         except Exception as exc:  # one trial's fault must not end the run
             outcome = f"client: {type(exc).__name__}: {exc}"
         finally:
@@ -459,93 +471,10 @@ class Runner:
             return replace(rec, status="failed", failure="no good answer in the measured window")
         return rec
 
-    def _drive_raw(
-        self, p: TrialPlan, server: Server, live: Callable[[int], None]
-    ) -> _Driven | str:
-        from loadgen.rawclient import LoadSpec, run_load
-
-        ld = p.load
-        cpus = self.cfg.cpus.client
-        procs = ld.procs or len(cpus)
-        spec = LoadSpec(
-            host=server.host,
-            port=server.port,
-            path=p.target.path_for(ld.scenario, ld.queries),
-            connections=p.connections,
-            duration=ld.duration,
-            warmup=ld.warmup,
-            rate=ld.rate if ld.model == "open" else None,
-            procs=procs,
-            cpus=cpus,
-            timeout=ld.timeout,
-            kind=p.target.kind,
-            check_every=ld.check_every,
-            keepalive=p.target.keepalive,
-            scenario=ld.scenario,
-            queries=ld.queries if ld.scenario == "queries" else 1,
-        )
-        settings = {
-            "procs": procs,
-            "cpus": list(cpus),
-            "timeout": ld.timeout,
-            "check_every": ld.check_every,
-            "keepalive": p.target.keepalive,
-            "path": spec.path,
-        }
-        # One client process uses one CPU at most: saturation is judged on the CPUs it can use.
-        return _Driven(run_load(spec, progress=live), settings, spec.client_cpus)
-
-    def _drive_locust(
-        self, p: TrialPlan, server: Server, live: Callable[[int], None]
-    ) -> _Driven | str:
-        from loadgen.locust.client import LocustError, LocustSpec, run_locust
-
-        ld = p.load
-        cpus = self.cfg.cpus.client
-        out_dir = self.run_dir / "locust" / p.trial_id.replace("/", "__")
-        spec = LocustSpec(
-            host=server.host,
-            port=server.port,
-            path=p.target.hello_path,
-            scenario=ld.scenario,
-            users=ld.users or p.connections,
-            spawn_rate=ld.spawn_rate,
-            duration=ld.duration,
-            warmup=ld.warmup,
-            workers=ld.locust_workers,
-            cpus=cpus,
-            kind=p.target.kind,
-            check_every=ld.check_every,
-            timeout=ld.timeout,
-            out_dir=out_dir,
-            allow_hosts=self.cfg.network.allow_hosts,
-            expect_external_workers=ld.locust_external_workers,
-            master_bind_port=ld.locust_master_port,
-        )
-        try:
-            result, info = run_locust(spec, progress=live)
-        except LocustError as exc:
-            return f"locust ({exc.stage}): {exc.reason}"
-        settings = {
-            "users": spec.users,
-            "spawn_rate": spec.spawn_rate,
-            "locust_workers": info.workers_started,
-            "cpus": list(cpus),
-            "timeout": ld.timeout,
-            "check_every": ld.check_every,
-            "locust_outputs": str(out_dir.relative_to(self.run_dir)),
-        }
-        threshold = self.cfg.sampler.saturation_pct
-        # A locust process is one gevent thread: it saturates at one core, whatever the set.
-        full = any(proc.cpu_pct >= threshold for proc in info.processes if proc.local)
-        return _Driven(
-            result,
-            settings,
-            spec.client_cpus,
-            one_process_full=full,
-            workers_finished=info.workers_finished if info.mode == "distributed" else None,
-            extra={"locust": info.to_dict()},
-        )
+    def _drive(self, p: TrialPlan, server: Server, live: Callable[[int], None]) -> Driven | str:
+        if p.load.client == "locust":
+            return drive_locust(self.cfg, self.run_dir, p, server, live)
+        return drive_raw(self.cfg, p, server, live)
 
     def _base(self, p: TrialPlan, v: Verdict | None) -> TrialRecord:
         """The trial's record before any measurement: what and how, nothing measured yet."""
@@ -571,6 +500,9 @@ class Runner:
             load=ld.name,
             scenario=ld.scenario,
             model=ld.model,
+            protocol=ld.protocol,
+            streams=ld.streams,
+            message_size=ld.message_size if ld.scenario in WS_SCENARIOS else None,
             connections=p.connections,
             rate=ld.rate if ld.model == "open" else None,
             duration_s=0.0,
@@ -608,31 +540,10 @@ def _some(latency: Latency | None) -> Latency | None:
     return latency if latency is not None and latency.count else None
 
 
-def _quick_check(t: Target, server: Server, load: LoadSetting | None = None) -> str | None:
-    """The fresh server's answer, checked before any load: status, body, Content-Type (a
-    scenario's: :func:`loadgen.scenario_checks.sampled_problem`)."""
-    scenario = load.scenario if load is not None else "hello"
-    path = t.path_for(load.scenario, load.queries) if load is not None else t.hello_path
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=5.0)
-    try:
-        answer = request_answer(conn, path)
-    except (OSError, http.client.HTTPException) as exc:
-        return f"{type(exc).__name__}: {exc}"
-    finally:
-        conn.close()
-    if load is not None and scenario not in ("hello", "browse"):
-        if answer.status != 200:
-            return f"status: status {answer.status}, expected 200"
-        ctype = answer.headers.get("content-type", "")
-        n = load.queries if scenario == "queries" else 1
-        problem = content_type_problem(scenario, ctype) or sampled_problem(scenario, answer.body, n)
-        return f"{scenario}: {problem}" if problem else None
-    bad = [c for c in check_answer(t, answer) if c.status == "fail"]
-    return "; ".join(f"{c.name}: {c.reason}" for c in bad) or None
-
-
 def override_loads(cfg: Config, **changes: Any) -> Config:
-    """Apply CLI load flags (client, connections, rate, duration, warmup) to every setting."""
+    """Apply CLI load flags (client, connections, rate, duration, warmup, protocol...) to every
+    setting. ``protocol`` leaves ws-echo settings alone (a WebSocket runs over HTTP/1.1) and
+    sets HTTP/1.1 settings to one stream per connection."""
     changes = {k: v for k, v in changes.items() if v is not None}
     if not changes:
         return cfg
@@ -641,6 +552,10 @@ def override_loads(cfg: Config, **changes: Any) -> Config:
         upd = dict(changes)
         if "rate" in upd:
             upd["model"] = "open" if upd["rate"] else "closed"
+        if upd.get("scenario", ld.scenario) in WS_SCENARIOS:
+            upd.pop("protocol", None)
+        elif upd.get("protocol") == "http1":
+            upd["streams"] = 1
         loads.append(replace(ld, **upd))
     return cfg.override(**{"run.load": [to_dict(ld) for ld in loads]})
 

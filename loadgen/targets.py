@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from loadgen.checks import KINDS, Kind
 
 METADATA = "target.toml"
-PLACEHOLDERS = frozenset({"host", "port", "workers", "python", "target_dir"})
+PLACEHOLDERS = frozenset({"host", "port", "workers", "python", "target_dir", "certfile", "keyfile"})
+"""``{certfile}`` and ``{keyfile}``: the run's certificate and key (PEM files made by
+:func:`loadgen.tls.make_certificate`), for a server speaking ``h2``."""
 SETUP_PLACEHOLDERS = frozenset({"python", "target_dir"})
 _FORMATTER = string.Formatter()
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -30,6 +32,8 @@ class TargetError(ValueError):
 
 NOT_DECLARED = "does not declare the scenario"
 """Why a target is not applicable to a scenario it neither serves nor explains."""
+NOT_SPOKEN = "does not declare the protocol {protocol} (target.toml: protocols)"
+"""Why a target is not applicable to a load setting of a protocol it does not speak."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,11 @@ class Target:
     workers: int = 0  # a worker count of the sweep; 0: the config's first
     maintained: bool = True  # false: no release for years (kept, marked in reports)
     last_release: str = ""  # YYYY-MM-DD of the framework's last release, for unmaintained ones
+    protocols: tuple[str, ...] = ("http1",)  # what the server speaks (records.scenarios.PROTOCOLS)
+    # [commands]: a protocol (h2c, h2) or a scenario (ws-echo) -> the server's command for it
+    commands: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    certfile: str = ""  # the run's certificate and key ({certfile}, {keyfile}); set by the runner
+    keyfile: str = ""
 
     @property
     def requirements(self) -> Path:
@@ -85,12 +94,38 @@ class Target:
         path = dict(self.scenarios)[scenario]
         return f"{path}?n={queries}" if scenario == "queries" else path
 
-    def not_applicable_reason(self, scenario: str) -> str | None:
-        """None when the target serves ``scenario``; else why not (its ``[not_applicable]``
-        reason, or :data:`NOT_DECLARED`)."""
+    def not_applicable_reason(self, scenario: str, protocol: str = "http1") -> str | None:
+        """None when the target serves ``scenario`` over ``protocol``; else why not (the
+        protocol it does not declare, its ``[not_applicable]`` reason, or
+        :data:`NOT_DECLARED`)."""
+        if protocol not in self.protocols:
+            return NOT_SPOKEN.format(protocol=protocol)
         if scenario in ("hello", "browse") or scenario in dict(self.scenarios):
             return None
         return dict(self.not_applicable).get(scenario) or NOT_DECLARED
+
+    @staticmethod
+    def command_key(scenario: str, protocol: str = "http1") -> str:
+        """The ``[commands]`` key a trial's server is started with: the scenario for ws-echo,
+        else the protocol (``http1``: always ``command``)."""
+        from loadgen.records.scenarios import WS_SCENARIOS
+
+        return scenario if scenario in WS_SCENARIOS else protocol
+
+    def serving(self, scenario: str, protocol: str = "http1") -> Target:
+        """This target with the command that serves ``scenario`` over ``protocol``: its
+        ``[commands]`` entry, else ``command``."""
+        command = dict(self.commands).get(self.command_key(scenario, protocol))
+        return self if command is None else replace(self, command=command)
+
+    def with_certificate(self, certfile: str, keyfile: str) -> Target:
+        """This target with the run's certificate for ``{certfile}`` and ``{keyfile}``."""
+        return replace(self, certfile=certfile, keyfile=keyfile)
+
+    def needs_certificate(self) -> bool:
+        """Whether a command of the target names ``{certfile}`` or ``{keyfile}``."""
+        argvs = [self.command, *(argv for _, argv in self.commands)]
+        return any("{certfile}" in part or "{keyfile}" in part for a in argvs for part in a)
 
     def argv(self, *, host: str, port: int, workers: int, python: str) -> list[str]:
         values = {
@@ -99,7 +134,12 @@ class Target:
             "workers": str(workers),
             "python": python,
             "target_dir": str(self.dir),
+            "certfile": self.certfile,
+            "keyfile": self.keyfile,
         }
+        uses_tls = any("{certfile}" in p or "{keyfile}" in p for p in self.command)
+        if uses_tls and not (self.certfile and self.keyfile):
+            raise TargetError(f"{self.name}: the command needs the run's certificate; none made")
         return [part.format(**values) for part in self.command]
 
     def setup_argvs(self, *, python: str) -> list[list[str]]:
@@ -128,6 +168,8 @@ class Target:
             "maintained": self.maintained,
             "last_release": self.last_release,
             "workers": self.workers,
+            "protocols": list(self.protocols),
+            "commands": {key: list(argv) for key, argv in self.commands},
         }
 
 
@@ -233,6 +275,8 @@ def load_target(d: Path) -> Target:
         _placeholders(f"setup[{i}]", argv, SETUP_PLACEHOLDERS)
     env = r.table("env")
     scenarios = _scenarios(r.table("scenarios"), r.table("not_applicable"))
+    protocols = _protocols(r.names("protocols"))
+    commands = _commands(r.commands("commands"), protocols, dict(scenarios[0]))
     target = Target(
         name=d.name,
         dir=d.resolve(),
@@ -256,6 +300,8 @@ def load_target(d: Path) -> Target:
         not_applicable=scenarios[1],
         maintained=r.flag("maintained", True),
         last_release=r.text("last_release", ""),
+        protocols=protocols,
+        commands=commands,
     )
     if target.last_release and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", target.last_release):
         raise TargetError(f"{METADATA}: last_release: {target.last_release!r} is not YYYY-MM-DD")
@@ -267,9 +313,9 @@ def _scenarios(
     paths: dict[str, str], not_applicable: dict[str, str]
 ) -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
     """``[scenarios]`` (name -> path) and ``[not_applicable]`` (name -> reason), checked."""
-    from loadgen.records.scenarios import SCENARIOS
+    from loadgen.records.scenarios import SCENARIOS, WS_SCENARIOS
 
-    known = [s for s in SCENARIOS if s != "hello"]
+    known = [s for s in SCENARIOS if s != "hello"] + sorted(WS_SCENARIOS)
     for key, table in (("scenarios", paths), ("not_applicable", not_applicable)):
         for name in table:
             if name not in known:
@@ -291,6 +337,66 @@ def _scenarios(
         tuple(sorted(paths.items(), key=lambda kv: order[kv[0]])),
         tuple(sorted(not_applicable.items(), key=lambda kv: order[kv[0]])),
     )
+
+
+def _protocols(names: list[str] | None) -> tuple[str, ...]:
+    """``protocols``: each one of :data:`~loadgen.records.scenarios.PROTOCOLS`, once; ``http1``
+    among them (the hello verification speaks HTTP/1.1)."""
+    from loadgen.records.scenarios import PROTOCOLS
+
+    if names is None:
+        return ("http1",)
+    for name in names:
+        if name not in PROTOCOLS:
+            raise TargetError(
+                f"{METADATA}: protocols: {name!r} is not one of {', '.join(PROTOCOLS)}"
+            )
+    if len(set(names)) != len(names):
+        raise TargetError(f"{METADATA}: protocols: lists a protocol twice")
+    if "http1" not in names:
+        raise TargetError(
+            f"{METADATA}: protocols: must include 'http1' (the verifier's hello checks speak it)"
+        )
+    return tuple(p for p in PROTOCOLS if p in names)
+
+
+def _commands(
+    table: dict[str, list[str]], protocols: tuple[str, ...], scenarios: dict[str, str]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``[commands]``: a protocol the target declares (not http1: that is ``command``) or a
+    WebSocket scenario it declares, each an argv using ``{host}`` and ``{port}``."""
+    from loadgen.records.scenarios import H2_PROTOCOLS, WS_SCENARIOS
+
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for key, argv in table.items():
+        if key in H2_PROTOCOLS:
+            if key not in protocols:
+                raise TargetError(f"{METADATA}: commands.{key}: {key} is not in protocols")
+        elif key in WS_SCENARIOS:
+            if key not in scenarios:
+                raise TargetError(f"{METADATA}: commands.{key}: {key} is not in [scenarios]")
+        else:
+            known = ", ".join(sorted(H2_PROTOCOLS | WS_SCENARIOS))
+            raise TargetError(
+                f"{METADATA}: commands.{key}: not a protocol or scenario with its own command "
+                f"(known: {known}; http1 is `command`)"
+            )
+        used = _placeholders(f"commands.{key}", argv, PLACEHOLDERS)
+        for ph in ("host", "port"):
+            if ph not in used:
+                raise TargetError(f"{METADATA}: commands.{key}: must use {{{ph}}}")
+        out.append((key, tuple(argv)))
+    if "h2" in protocols:
+        tls = dict(out).get("h2")
+        if tls is None:
+            raise TargetError(
+                f"{METADATA}: commands.h2: a target speaking h2 needs its TLS command "
+                "(with {certfile} and {keyfile})"
+            )
+        used = _placeholders("commands.h2", tls, PLACEHOLDERS)
+        if not {"certfile", "keyfile"} <= used:
+            raise TargetError(f"{METADATA}: commands.h2: must use {{certfile}} and {{keyfile}}")
+    return tuple(sorted(out))
 
 
 def _placeholders(key: str, argv: tuple[str, ...] | list[str], allowed: frozenset[str]) -> set[str]:
@@ -391,6 +497,24 @@ class _Reader:
         ):
             raise TargetError(f"{METADATA}: {key}: expected a list of argument lists")
         return v
+
+    def names(self, key: str) -> list[str] | None:
+        """A list of strings, or None when the key is absent."""
+        v = self._get(key, None)
+        if v is None:
+            return None
+        if not isinstance(v, list) or not v or not all(isinstance(x, str) for x in v):
+            raise TargetError(f"{METADATA}: {key}: expected a non-empty list of strings")
+        return v
+
+    def commands(self, key: str) -> dict[str, list[str]]:
+        """A table of argument lists (``[commands]``)."""
+        v = self._get(key, {})
+        if not isinstance(v, dict) or not all(
+            isinstance(c, list) and c and all(isinstance(p, str) for p in c) for c in v.values()
+        ):
+            raise TargetError(f"{METADATA}: {key}: expected a table of argument lists")
+        return dict(v)
 
     def table(self, key: str) -> dict[str, str]:
         v = self._get(key, {})

@@ -6,7 +6,9 @@ Content-Length or chunked framing, Date and Server headers, a Date that is not c
 requests on one connection (keep-alive), and the template taking the message from the code.
 Each check is ``pass``, ``warn`` or ``fail`` with a reason; a target is ok when none failed.
 
-Then, on the same server, every scenario the target declares (:mod:`loadgen.verify_scenarios`):
+Then every HTTP/2 protocol and WebSocket scenario the target declares, each on the server of
+its own command (:mod:`loadgen.verify_protocols`), and, on the hello server, every scenario the
+target declares (:mod:`loadgen.verify_scenarios`):
 a target that declares one reading the database is started with a scenario database (a fresh
 SQLite file in a temporary folder unless the caller passes one). Scenario verdicts are apart
 from ``ok`` (the hello verdict): a target failing a scenario is failed for that scenario only.
@@ -70,6 +72,18 @@ class Verdict:
     left_processes: tuple[int, ...] = field(default=())
     # scenario -> verdict: the declared ones (ok True/False) and the not-applicable (ok None)
     scenarios: tuple[tuple[str, ScenarioVerdict], ...] = ()
+    # HTTP/2 protocol -> verdict: each of h2c and h2 the target declares (protocols)
+    protocols: tuple[tuple[str, ScenarioVerdict], ...] = ()
+
+    def protocol_ok(self, name: str) -> bool | None:
+        """``http1``: :attr:`ok`; a declared HTTP/2 protocol: its verdict; else None."""
+        if name == "http1":
+            return self.ok
+        return dict(self.protocols).get(name, ScenarioVerdict(None)).ok
+
+    def protocol_failure(self, name: str) -> str:
+        """Why ``name`` failed verification ("" when it did not)."""
+        return dict(self.protocols).get(name, ScenarioVerdict(None)).reason
 
     def scenario_ok(self, name: str) -> bool | None:
         """``hello``: :attr:`ok`; a declared scenario: its verdict; else None (not applicable
@@ -111,7 +125,7 @@ class Verdict:
             "log_tail": self.log_tail,
             "left_processes": list(self.left_processes),
             "scenarios": {name: v.to_dict() for name, v in self.scenarios},
-        }
+        } | ({"protocols": {p: v.to_dict() for p, v in self.protocols}} if self.protocols else {})
 
 
 @dataclass(frozen=True)
@@ -255,6 +269,11 @@ def _verify(
         opts = replace(opts, extra_env=(*others, *database.env))
     checks: list[Check] = [check_template(target)]
     scenarios = unchecked(target, "the server did not start")
+    protocols: tuple[tuple[str, ScenarioVerdict], ...] = tuple(
+        (p, ScenarioVerdict(False, "not checked: the server did not start"))
+        for p in target.protocols
+        if p != "http1"
+    )
     env: Env | None = None
     server: Server | None = None
     tail = ""
@@ -277,6 +296,10 @@ def _verify(
         checks.extend(check_keepalive(target, opts.host, server.port))
         if target.scenarios:
             scenarios = verify_scenarios(target, opts.host, server.port, database)
+        from loadgen.verify_protocols import verify_protocols  # it imports this module
+
+        protocols, ws = verify_protocols(target, env, server, log_dir=log_dir, opts=opts)
+        scenarios = _merged(scenarios, ws)
         if not server.alive():
             checks.append(Check("alive", "fail", "server exited during the checks"))
     except EnvError as exc:
@@ -298,7 +321,8 @@ def _verify(
             else:
                 checks.append(Check("stop", "pass", f"exited on SIGTERM in {report.stop_s:.2f} s"))
             failed = any(c.status == "fail" for c in checks)
-            if (failed or any(v.ok is False for _, v in scenarios)) and not tail:
+            bad = any(v.ok is False for _, v in (*scenarios, *protocols))
+            if (failed or bad) and not tail:
                 tail = server.log_tail()
     ok = not any(c.status == "fail" for c in checks)
     keep = next((c for c in checks if c.name == "keepalive"), None)
@@ -321,7 +345,17 @@ def _verify(
         log_tail=tail,
         left_processes=left,
         scenarios=scenarios,
+        protocols=protocols,
     )
+
+
+def _merged(
+    scenarios: tuple[tuple[str, ScenarioVerdict], ...],
+    checked: tuple[tuple[str, ScenarioVerdict], ...],
+) -> tuple[tuple[str, ScenarioVerdict], ...]:
+    """``scenarios`` with the verdicts checked elsewhere (WebSocket ones) put in their place."""
+    done = dict(checked)
+    return tuple((name, done.get(name, v)) for name, v in scenarios)
 
 
 def verify_all(

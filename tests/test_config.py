@@ -240,3 +240,79 @@ def test_run_refuses_non_finite_numbers_before_any_target(
     assert len(lines) == 1, lines
     assert lines[0].startswith("fwbench: error: ")
     assert "must be" in lines[0] and "run.load[0]." in lines[0]
+
+
+# --- HTTP/2 and WebSocket load keys ----------------------------------------------------------
+
+
+def test_protocol_keys_default_and_load(tmp_path: Path) -> None:
+    ld = load_config(None).run.load[0]
+    assert (ld.protocol, ld.streams, ld.message_size, ld.message_binary) == ("http1", 1, 64, False)
+    cfg = load_config(
+        write(
+            tmp_path,
+            "[[run.load]]\nname = 'h2c'\nprotocol = 'h2c'\nstreams = 8\n"
+            "[[run.load]]\nname = 'ws'\nscenario = 'ws-echo'\nmessage_size = 4096\n"
+            "message_binary = true\n",
+        )
+    )
+    h2c, ws = cfg.run.load
+    assert (h2c.protocol, h2c.streams) == ("h2c", 8)
+    assert (ws.scenario, ws.message_size, ws.message_binary) == ("ws-echo", 4096, True)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ("protocol = 'h3'", "protocol", "is not one of 'http1', 'h2c', 'h2'"),
+        ("streams = 8", "streams", "8 streams need HTTP/2"),
+        ("protocol = 'h2c'\nstreams = 0", "streams", "out of range 1..1000"),
+        ("protocol = 'h2'\nstreams = 5000", "streams", "out of range 1..1000"),
+        ("scenario = 'ws-echo'\nprotocol = 'h2c'", "protocol", "ws-echo runs over HTTP/1.1"),
+        ("scenario = 'ws-echo'\nmessage_size = 0", "message_size", "out of range 1..16777216"),
+        ("message_size = 16777217", "message_size", "out of range"),
+        ("message_binary = 1", "message_binary", "expected true or false"),
+        ("client = 'locust'\nprotocol = 'h2c'", "protocol", "locust client speaks HTTP/1.1"),
+        ("client = 'locust'\nscenario = 'ws-echo'", "scenario", "use the raw client"),
+    ],
+)
+def test_bad_protocol_keys_name_the_key(tmp_path: Path, text: str, key: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, f"[[run.load]]\n{text}\n"))
+    assert info.value.key == f"run.load[0].{key}"
+    assert reason in str(info.value)
+
+
+def test_protocol_flag_overrides_http_settings_only(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(
+            tmp_path,
+            "[[run.load]]\nname = 'hello'\n"
+            "[[run.load]]\nname = 'h2'\nprotocol = 'h2c'\nstreams = 8\n"
+            "[[run.load]]\nname = 'ws'\nscenario = 'ws-echo'\n",
+        )
+    )
+    h2c = override_loads(cfg, protocol="h2")
+    assert [ld.protocol for ld in h2c.run.load] == ["h2", "h2", "http1"]
+    assert [ld.streams for ld in h2c.run.load] == [1, 8, 1]
+    back = override_loads(cfg, protocol="http1")  # streams > 1 would be refused over HTTP/1.1
+    assert [(ld.protocol, ld.streams) for ld in back.run.load] == [("http1", 1)] * 3
+    with pytest.raises(ConfigError) as info:
+        override_loads(cfg, protocol="h3")
+    assert info.value.key == "run.load[0].protocol" and str(info.value).startswith("flag: ")
+
+
+def test_protocol_flag_on_run_bench_and_load() -> None:
+    from commands.cli import command_parser
+
+    for name in ("run", "bench"):
+        assert command_parser(name)[0].parse_args(["--protocol", "h2c"]).protocol == "h2c"
+    load = command_parser("load")[0]
+    args = load.parse_args(["http://127.0.0.1:1/", "--protocol", "h2", "--streams", "4"])
+    assert (args.protocol, args.streams) == ("h2", 4)
+    from commands.load import spec_from_args
+
+    spec = spec_from_args(args)
+    assert (spec.protocol, spec.streams) == ("h2", 4)
+    with pytest.raises(ValueError, match="streams > 1 needs HTTP/2"):
+        spec_from_args(load.parse_args(["http://127.0.0.1:1/", "--streams", "4"]))

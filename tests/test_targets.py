@@ -251,3 +251,111 @@ def test_new_target_resolves_its_lock(tmp_path: Path) -> None:
     assert fwbench(["--config", str(cfg), "new-target", "b2", "--from", "bottle"]) == 0
     lock = (targets / "b2" / "requirements.txt").read_text()
     assert "bottle==" in lock and "# via -r b2/requirements.in" in lock
+
+
+# --- protocols, [commands] and the ws-echo scenario (HTTP/2 and WebSocket) --------------------
+
+H2C = '["{python}", "srv.py", "--http2", "--host", "{host}", "--port", "{port}"]'
+H2 = (
+    '["{python}", "srv.py", "--tls", "{certfile}", "{keyfile}", "--host", "{host}", '
+    '"--port", "{port}"]'
+)
+
+
+def _protocol_target(tmp: Path, extra: str, name: str = "proto") -> Path:
+    """A copy of fx-ok under ``tmp`` with ``extra`` TOML lines appended (tables last)."""
+    src = FIXTURES / "fx-ok"
+    d = tmp / name
+    d.mkdir()
+    (d / "requirements.txt").write_text((src / "requirements.txt").read_text())
+    (d / "target.toml").write_text((src / "target.toml").read_text() + extra)
+    return d
+
+
+def test_protocols_default_to_http1_and_are_kept_in_the_contract_order(tmp_path: Path) -> None:
+    from loadgen.targets import load_target
+
+    plain = load_target(_protocol_target(tmp_path, "", "plain"))
+    assert plain.protocols == ("http1",) and plain.commands == ()
+    t = load_target(
+        _protocol_target(
+            tmp_path,
+            f'protocols = ["h2", "http1", "h2c"]\n[commands]\nh2c = {H2C}\nh2 = {H2}\n'
+            '"ws-echo" = ["{python}", "srv.py", "--ws", "--host", "{host}", "--port", "{port}"]\n'
+            '[scenarios]\n"ws-echo" = "/ws-echo/"\n',
+        )
+    )
+    assert t.protocols == ("http1", "h2c", "h2")
+    assert dict(t.scenarios) == {"ws-echo": "/ws-echo/"}
+    assert t.to_dict()["protocols"] == ["http1", "h2c", "h2"]
+    assert set(t.to_dict()["commands"]) == {"h2c", "h2", "ws-echo"}
+    # the command of each trial: [commands] for its protocol or scenario, else `command`
+    assert t.serving("hello", "h2c").command[2] == "--http2"
+    assert t.serving("ws-echo").command[2] == "--ws"
+    assert t.serving("hello") is t
+    assert t.path_for("ws-echo") == "/ws-echo/"
+
+
+def test_the_certificate_placeholders_are_filled_and_required(tmp_path: Path) -> None:
+    from loadgen.targets import TargetError, load_target
+
+    t = load_target(
+        _protocol_target(tmp_path, f'protocols = ["http1", "h2"]\n[commands]\nh2 = {H2}\n')
+    )
+    assert t.needs_certificate()
+    h2 = t.serving("hello", "h2")
+    with pytest.raises(TargetError, match="certificate"):
+        h2.argv(host="127.0.0.1", port=1, workers=1, python="/py")
+    argv = h2.with_certificate("/run/tls/cert.pem", "/run/tls/key.pem").argv(
+        host="127.0.0.1", port=1, workers=1, python="/py"
+    )
+    assert argv[3:5] == ["/run/tls/cert.pem", "/run/tls/key.pem"]
+    # the HTTP/1.1 command needs no certificate, even on a target that has one
+    assert t.argv(host="127.0.0.1", port=1, workers=1, python="/py")[0] == "/py"
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ('protocols = ["h3"]\n', "'h3' is not one of http1, h2c, h2"),
+        ('protocols = ["h2c"]\n', "must include 'http1'"),
+        ('protocols = ["http1", "http1"]\n', "lists a protocol twice"),
+        ('protocols = "http1"\n', "expected a non-empty list of strings"),
+        (f"[commands]\nh2c = {H2C}\n", "commands.h2c: h2c is not in protocols"),
+        (f'protocols = ["http1", "h2c"]\n[commands]\nhttp1 = {H2C}\n', "http1 is `command`"),
+        ('protocols = ["http1", "h2c"]\n[commands]\nh2c = ["x", "{port}"]\n', "must use {host}"),
+        ('protocols = ["http1", "h2c"]\n[commands]\nh2c = "x"\n', "table of argument lists"),
+        (f'[commands]\n"ws-echo" = {H2C}\n', "ws-echo is not in [scenarios]"),
+        ('protocols = ["http1", "h2"]\n', "needs its TLS command"),
+        (f'protocols = ["http1", "h2"]\n[commands]\nh2 = {H2C}\n', "{certfile} and {keyfile}"),
+        (f'protocols = ["http1", "h2c"]\n[commands]\nh2c = {H2C.replace("{port}", "{prt}")}\n',
+         "unknown placeholder {prt}"),
+        ('[scenarios]\n"ws-echo" = "ws"\n', "must start with '/'"),
+    ],
+)  # fmt: skip
+def test_bad_protocol_metadata_skips_the_target_with_the_key(
+    tmp_path: Path, extra: str, reason: str
+) -> None:
+    _protocol_target(tmp_path, extra)
+    found = discover(tmp_path)
+    assert not found.targets
+    assert reason in found.skipped[0].reason, found.skipped[0].reason
+
+
+def test_a_protocol_or_ws_echo_not_declared_is_not_applicable(tmp_path: Path) -> None:
+    from loadgen.targets import NOT_DECLARED, load_target
+
+    plain = load_target(_protocol_target(tmp_path, "", "plain"))
+    assert plain.not_applicable_reason("hello") is None
+    assert "protocol h2c" in (plain.not_applicable_reason("hello", "h2c") or "")
+    assert plain.not_applicable_reason("ws-echo") == NOT_DECLARED
+    said = load_target(
+        _protocol_target(
+            tmp_path,
+            'protocols = ["http1", "h2c"]\n[not_applicable]\n"ws-echo" = "no WebSocket support"\n',
+            "said",
+        )
+    )
+    assert said.not_applicable_reason("hello", "h2c") is None
+    assert said.not_applicable_reason("ws-echo") == "no WebSocket support"
+    assert "protocol h2" in (said.not_applicable_reason("hello", "h2") or "")

@@ -5,7 +5,9 @@ Format history (``schema`` field):
   records read as before): ``status = "not_applicable"`` (the target does not serve the
   setting's scenario; ``failure`` says why, nothing was measured), ``database`` (the scenario
   database's kind, engine and version) and ``database_stats`` (a PostgreSQL server's
-  processes over the window).
+  processes over the window); ``protocol`` (``http1`` when absent), ``streams`` (1) and
+  ``message_size`` (ws-echo's message bytes, None otherwise). For ``scenario = "ws-echo"``
+  ``requests`` counts echoed messages and ``rps`` is messages/s; latency is the round trip.
 
 A run directory ``reports/runs/<run-id>/`` holds:
 - ``run.json``: the run's header (run id, start time, config used, machine fingerprint,
@@ -126,6 +128,9 @@ class TrialRecord:
     database: dict[str, Any] = field(default_factory=dict)
     database_stats: ProcStats | None = None  # the PostgreSQL server's processes (not SQLite's)
     extra: dict[str, Any] = field(default_factory=dict)
+    protocol: str = "http1"  # "http1" | "h2c" | "h2" (loadgen.records.scenarios.PROTOCOLS)
+    streams: int = 1  # concurrent streams per connection (HTTP/2)
+    message_size: int | None = None  # ws-echo: bytes per message; None for HTTP scenarios
 
     def __post_init__(self) -> None:
         if self.status not in TRIAL_STATUSES:
