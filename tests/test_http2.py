@@ -272,7 +272,7 @@ def test_rst_stream_and_goaway_count_resets_and_close() -> None:
     assert client.closing and client.goaway == (5, 0)
     assert client.resets == 2 and sorted(client.streams) == [1, 5] and client.free() == 0
     server.receive(client.start())  # a reconnect: fresh state, counters kept
-    assert client.resets == 2 and not client.closing and client.streams == {}
+    assert (client.resets, client.closing, client.streams) == (2, False, {})
 
 
 def test_the_connection_window_update_when_half_consumed() -> None:
