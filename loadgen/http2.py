@@ -34,10 +34,9 @@ new stream is opened, and the transport reconnects once the streams in flight ar
 Anything that breaks the protocol (a bad frame, an HPACK error, an HTTP/1.1 answer to the
 preface) raises :class:`H2ParseError` (kind ``"parse"``): the connection is then unusable.
 
-The clock is the transport's: ``request(origin, sent)`` stamps a stream, and ``feed(data,
-now)`` appends ``now - origin`` to :attr:`H2Client.lats` (and ``now - sent`` to
-:attr:`H2Client.lats_u` when given) for each completed answer, so no list of completions is
-built between the two.
+The clock is the transport's: ``request(origin, sent)`` stamps a stream; ``feed(data, now)``
+appends ``now - origin`` to :attr:`H2Client.lats` (``now - sent`` to :attr:`H2Client.lats_u`)
+for each completed answer: no list of completions is built between the two.
 """
 
 from __future__ import annotations
@@ -166,22 +165,17 @@ class _Stream:
         self.origin = origin
         self.sent = sent
         self.status = 0
-        self.chunks = chunks
-        """The body's chunks when this answer is captured (sampled or kept), else None."""
-        self.recv = 0
-        """DATA bytes received since our last WINDOW_UPDATE of this stream."""
-        self.window = window
-        """What we may still send on it (request body)."""
-        self.pending = b""
-        """Request body bytes waiting for window."""
+        self.chunks = chunks  # the body's, when captured (sampled or kept)
+        self.recv = 0  # DATA bytes received since our last WINDOW_UPDATE of it
+        self.window = window  # what we may still send on it
+        self.pending = b""  # request body bytes waiting for window
         self.headers: tuple[tuple[str, str], ...] = ()
 
 
 class H2Client:
     """One HTTP/2 client connection: requests out, answers in, counted by outcome.
 
-    Counters only grow across :meth:`start` (a reconnect), like :class:`loadgen.http1.
-    ResponseParser`'s; the connection state is fresh after each :meth:`start`.
+    Counters only grow, across :meth:`start` (a reconnect) too; the connection state is new.
     """
 
     __slots__ = (
@@ -288,8 +282,7 @@ class H2Client:
         self._cache: dict[bytes, int | None] = {}
         self._greeted = False
         self._rest = b""
-        self._cont: list[bytes] | None = None
-        """The pieces of a header block awaiting its CONTINUATION frames."""
+        self._cont: list[bytes] | None = None  # a header block awaiting CONTINUATION frames
         self._cont_sid = 0
         self._cont_flags = 0
         self._capacity = min(self.want, EARLY_STREAMS)
@@ -474,8 +467,7 @@ class H2Client:
         return True
 
     def _closed_stream(self, sid: int, what: str) -> None:
-        """A frame on a stream not in flight: fine for one closed (reset by the server, or
-        completed), an error for one never opened."""
+        """A frame on a stream not in flight: fine if closed, an error if never opened."""
         if sid == 0 or not sid & 1 or sid >= self._next_id:
             raise H2ParseError(f"{what} on stream {sid}, which we did not open")
 
@@ -636,10 +628,6 @@ class H2Client:
             self._max_frame = value
         elif key == 2 and value > 1:
             raise H2ParseError(f"ENABLE_PUSH {value}")
-
-    def oldest(self) -> int:
-        """The earliest ``sent`` of the requests in flight (0 when none is)."""
-        return min((s.sent for s in self.streams.values()), default=0)
 
     def overdue(self, limit: int) -> int:
         """How many requests in flight were sent before ``limit``."""

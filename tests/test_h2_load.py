@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import ssl
-import stat
 import subprocess
 import sys
 import time
@@ -20,7 +18,7 @@ import pytest
 
 from loadgen.procs import free_port
 from loadgen.rawclient import LoadResult, LoadSpec, run_load
-from loadgen.tls import client_context, make_certificate
+from loadgen.tls import make_certificate
 from loadgen.verify_h2 import H2Refused, fetch_h2
 from tests.h2_fixture import STALL_S, fixture
 
@@ -178,11 +176,3 @@ def test_verify_h2_refuses_an_http1_server_with_a_reason(cert: tuple[Path, Path]
     timed_out = pytest.raises(H2Refused, match=r"no HTTP/2 answer within 0\.5 s")
     with fixture("silent") as (port, _), timed_out:
         fetch_h2("127.0.0.1", port, "h2c", "/", "localhost", 0.5)
-
-
-def test_the_certificate_is_for_localhost_and_its_key_private(tmp_path: Path) -> None:
-    cert_file, key_file = make_certificate(tmp_path / "run")
-    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
-    context = ssl.create_default_context(cafile=str(cert_file))
-    assert context.cert_store_stats()["x509"] == 1
-    assert client_context(["h2"]).verify_mode == ssl.CERT_NONE
