@@ -232,9 +232,11 @@ class _OpenH2Conn(_H2Conn):
         interval = worker.interval_ns
         limit = now + early
         batch = []
+        held = self.blocked
+        full = False
         while self.due <= limit:
             if core.free() <= 0:
-                self.blocked = True
+                full = True
                 break
             due = self.due
             late = now - due
@@ -242,10 +244,10 @@ class _OpenH2Conn(_H2Conn):
                 worker.late += 1
                 origin = due
             else:
-                origin = due if self.blocked and late > 0 else now
+                origin = due if held and late > 0 else now
             batch.append(core.request(origin, now))
             self.due = due + interval
-            self.blocked = False
+        self.blocked = full
         out = core.out
         if out:
             batch.insert(0, bytes(out))
