@@ -50,99 +50,49 @@ from typing import Final, Protocol
 import hpack
 
 from loadgen.checks import Kind, body_ok
-from loadgen.http1 import DEFAULT_CHECK_EVERY, ErrorKind, encode_request
-
-PREFACE: Final = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE = range(9)
-CONTINUATION: Final = 9
-END_STREAM: Final = 0x1
-ACK: Final = 0x1
-END_HEADERS: Final = 0x4
-PADDED: Final = 0x8
-PRIORITY_FLAG: Final = 0x20
+from loadgen.http1 import DEFAULT_CHECK_EVERY, ErrorKind
+from loadgen.http2_wire import (
+    ACK,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    MAX_STREAM_ID,
+    MIN_FRAME,
+    PADDED,
+    PING,
+    PREFACE,
+    PRIORITY_FLAG,
+    PUSH_PROMISE,
+    RST_STREAM,
+    SETTINGS,
+    U32,
+    WINDOW_UPDATE,
+    H2ParseError,
+    encode_header_block,
+    frame,
+    payload,
+)
 
 STREAM_WINDOW: Final = 1 << 20
 """The receive window of each stream we announce (SETTINGS_INITIAL_WINDOW_SIZE)."""
 CONNECTION_WINDOW: Final = 1 << 24
 """The connection's receive window, raised from the default 65535 when a connection opens."""
 DEFAULT_WINDOW: Final = 65535
-MIN_FRAME: Final = 16384
-"""The largest frame every peer must accept (and the largest we accept)."""
 EARLY_STREAMS: Final = 100
 """Streams opened before the server's SETTINGS say how many it allows."""
-MAX_STREAM_ID: Final = (1 << 31) - 1
 _CACHE_MAX: Final = 256
 
 _HEAD = struct.Struct(">HBBBI")  # length (16 high bits, 8 low bits), type, flags, stream id
-_U32 = struct.Struct(">I")
 _SETTING = struct.Struct(">HI")
-_FORBIDDEN = frozenset({"connection", "keep-alive", "proxy-connection", "upgrade", "te"})
 
 
 class Sink(Protocol):
     """Where latencies go: an ``array('q')`` or a list."""
 
     def append(self, value: int, /) -> None: ...
-
-
-class H2ParseError(Exception):
-    """The server broke HTTP/2 (error kind ``"parse"``); the message says how."""
-
-
-def frame(ftype: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
-    """One frame: the 9-byte header, then ``payload``."""
-    return len(payload).to_bytes(3, "big") + bytes((ftype, flags)) + _U32.pack(stream) + payload
-
-
-def hpack_int(value: int, prefix: int, first: int) -> bytes:
-    """An HPACK integer with a ``prefix``-bit prefix, OR-ed into ``first`` (RFC 7541 5.1)."""
-    limit = (1 << prefix) - 1
-    if value < limit:
-        return bytes((first | value,))
-    out = bytearray((first | limit,))
-    value -= limit
-    while value >= 128:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _hstr(text: str) -> bytes:
-    raw = text.encode("latin-1")
-    return hpack_int(len(raw), 7, 0) + raw  # no Huffman coding
-
-
-def encode_header_block(
-    path: str,
-    authority: str,
-    scheme: str = "http",
-    method: str = "GET",
-    headers: Sequence[tuple[str, str]] = (),
-    body: bytes | None = None,
-) -> bytes:
-    """The HPACK header block of a request: static-table entries and literals without indexing.
-
-    The same checks as :func:`loadgen.http1.encode_request` (no header or request smuggled);
-    header names are sent in lower case, connection-specific ones are refused (RFC 9113 8.2.2).
-    Raises ValueError.
-    """
-    encode_request(path, authority, method=method, headers=headers, body=body)
-    if scheme not in ("http", "https"):
-        raise ValueError(f"scheme must be http or https: {scheme!r}")
-    block = bytearray()
-    indexed = {"GET": b"\x82", "POST": b"\x83"}
-    block += indexed.get(method) or hpack_int(2, 4, 0) + _hstr(method)
-    block += b"\x86" if scheme == "http" else b"\x87"
-    block += b"\x84" if path == "/" else hpack_int(4, 4, 0) + _hstr(path)
-    block += hpack_int(1, 4, 0) + _hstr(authority)
-    for name, value in headers:
-        if name.lower() in _FORBIDDEN:
-            raise ValueError(f"header {name} is connection-specific: HTTP/2 forbids it")
-        block += b"\x00" + _hstr(name.lower()) + _hstr(value)
-    if body is not None or method in ("POST", "PUT", "PATCH"):
-        block += hpack_int(28, 4, 0) + _hstr(str(len(body or b"")))  # content-length
-    return bytes(block)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +266,7 @@ class H2Client:
         self._reset_state()
         settings = _SETTING.pack(2, 0) + _SETTING.pack(4, self._window)  # no push; our window
         raise_by = self._window_conn - DEFAULT_WINDOW
-        update = frame(WINDOW_UPDATE, 0, 0, _U32.pack(raise_by)) if raise_by else b""
+        update = frame(WINDOW_UPDATE, 0, 0, U32.pack(raise_by)) if raise_by else b""
         return PREFACE + frame(SETTINGS, 0, 0, settings) + update
 
     def free(self) -> int:
@@ -345,8 +295,8 @@ class H2Client:
         self.streams[sid] = stream
         frames = self._block_frames
         if len(frames) == 1 and not self._body:
-            return self._head + _U32.pack(sid) + frames[0][1]
-        raw = b"".join(head + _U32.pack(sid) + piece for head, piece in frames)
+            return self._head + U32.pack(sid) + frames[0][1]
+        raw = b"".join(head + U32.pack(sid) + piece for head, piece in frames)
         if self._body:
             stream.pending = self._body
             raw += self._send_data(sid, stream)
@@ -391,6 +341,10 @@ class H2Client:
         unpack = _HEAD.unpack_from
         streams = self.streams
         cache = self._cache
+        lats = self.lats
+        lats_u = self.lats_u
+        recv_conn = self._recv_conn
+        in_block = self._cont is not None
         pos = 0
         end = len(data)
         while end - pos >= 9:
@@ -402,33 +356,43 @@ class H2Client:
             if stop > end:
                 break
             sid &= MAX_STREAM_ID
-            if self._cont is not None:
+            if in_block:
                 self._continuation(ftype, flags, sid, data[pos + 9 : stop], now)
+                in_block = self._cont is not None
             elif ftype == DATA:
-                self._recv_conn += length
-                if self._recv_conn >= self._window_conn >> 1:
-                    self.out += frame(WINDOW_UPDATE, 0, 0, _U32.pack(self._recv_conn))
-                    self._recv_conn = 0
+                recv_conn += length
+                if recv_conn >= self._window_conn >> 1:
+                    self.out += frame(WINDOW_UPDATE, 0, 0, U32.pack(recv_conn))
+                    recv_conn = 0
                 stream = streams.get(sid)
                 if stream is None:
                     self._closed_stream(sid, "DATA")
                 elif stream.status < 200:
                     raise H2ParseError(f"DATA before the answer's HEADERS on stream {sid}")
+                elif flags & END_STREAM and stream.chunks is None and stream.status < 300:
+                    # The common case inline: a good answer's last frame, body not captured.
+                    if flags & PADDED:
+                        payload(data, pos + 9, stop, flags)  # checks the padding
+                    del streams[sid]
+                    self.done += 1
+                    lats.append(now - stream.origin)
+                    if lats_u is not None:
+                        lats_u.append(now - stream.sent)
                 else:
                     if stream.chunks is not None:
-                        stream.chunks.append(_payload(data, pos + 9, stop, flags))
+                        stream.chunks.append(payload(data, pos + 9, stop, flags))
                     elif flags & PADDED:
-                        _payload(data, pos + 9, stop, flags)  # checks the padding
+                        payload(data, pos + 9, stop, flags)
                     if flags & END_STREAM:
                         self._complete(sid, stream, now)
                     else:
                         stream.recv += length
                         if stream.recv >= self._window >> 1:
-                            self.out += frame(WINDOW_UPDATE, 0, sid, _U32.pack(stream.recv))
+                            self.out += frame(WINDOW_UPDATE, 0, sid, U32.pack(stream.recv))
                             stream.recv = 0
             elif ftype == HEADERS:
                 if flags & (PADDED | PRIORITY_FLAG):
-                    block = _payload(data, pos + 9, stop, flags, PRIORITY_FLAG & flags)
+                    block = payload(data, pos + 9, stop, flags, PRIORITY_FLAG & flags)
                 else:
                     block = data[pos + 9 : stop]
                 if flags & END_HEADERS:
@@ -445,9 +409,11 @@ class H2Client:
                     self._cont = [block]
                     self._cont_sid = sid
                     self._cont_flags = flags
+                    in_block = True
             else:
                 self._control(ftype, flags, sid, data[pos + 9 : stop])
             pos = stop
+        self._recv_conn = recv_conn
         if pos < end:
             self._rest = data[pos:]
         return self.done - before
@@ -461,7 +427,7 @@ class H2Client:
             raise H2ParseError(f"the server did not open with HTTP/2 SETTINGS: {line!r}")
         if len(data) < 9:
             return False
-        if data[4] & ACK or _U32.unpack_from(data, 5)[0]:
+        if data[4] & ACK or U32.unpack_from(data, 5)[0]:
             raise H2ParseError("the server's first frame is not its SETTINGS")
         self._greeted = True
         return True
@@ -580,7 +546,7 @@ class H2Client:
         elif ftype == WINDOW_UPDATE:
             if size != 4:
                 raise H2ParseError("WINDOW_UPDATE not of 4 bytes")
-            increment = _U32.unpack(payload)[0] & MAX_STREAM_ID
+            increment = U32.unpack(payload)[0] & MAX_STREAM_ID
             if not increment:
                 raise H2ParseError(f"WINDOW_UPDATE of 0 on stream {sid}")
             if not sid:
@@ -600,8 +566,8 @@ class H2Client:
         elif ftype == GOAWAY:
             if sid or size < 8:
                 raise H2ParseError("GOAWAY on a stream or shorter than 8 bytes")
-            last = _U32.unpack_from(payload, 0)[0] & MAX_STREAM_ID
-            self.goaway = (last, _U32.unpack_from(payload, 4)[0])
+            last = U32.unpack_from(payload, 0)[0] & MAX_STREAM_ID
+            self.goaway = (last, U32.unpack_from(payload, 4)[0])
             self.closing = True
             for refused in [s for s in self.streams if s > last]:
                 del self.streams[refused]
@@ -632,18 +598,3 @@ class H2Client:
     def overdue(self, limit: int) -> int:
         """How many requests in flight were sent before ``limit``."""
         return sum(1 for s in self.streams.values() if s.sent < limit)
-
-
-def _payload(data: bytes, start: int, stop: int, flags: int, priority: int = 0) -> bytes:
-    """A DATA or HEADERS frame's payload without its padding (and priority fields)."""
-    pad = 0
-    if flags & PADDED:
-        if start >= stop:
-            raise H2ParseError("PADDED frame without its pad length")
-        pad = data[start]
-        start += 1
-    if priority:
-        start += 5
-    if stop - pad < start:
-        raise H2ParseError("padding longer than the frame")
-    return data[start : stop - pad]

@@ -16,7 +16,8 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from loadgen.http2 import H2Client, H2ParseError
+from loadgen.http2 import H2Client
+from loadgen.http2_wire import H2ParseError
 from loadgen.tls import client_context
 
 

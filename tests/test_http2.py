@@ -12,7 +12,8 @@ import h2.settings
 import hpack
 import pytest
 
-from loadgen.http2 import (
+from loadgen.http2 import H2Client
+from loadgen.http2_wire import (
     CONTINUATION,
     DATA,
     END_HEADERS,
@@ -25,7 +26,6 @@ from loadgen.http2 import (
     RST_STREAM,
     SETTINGS,
     WINDOW_UPDATE,
-    H2Client,
     H2ParseError,
     encode_header_block,
     frame,

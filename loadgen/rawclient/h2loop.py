@@ -46,7 +46,8 @@ import uvloop
 
 from loadgen.hist import Histogram
 from loadgen.http1 import ERROR_KINDS, ErrorKind
-from loadgen.http2 import H2Client, H2ParseError
+from loadgen.http2 import H2Client
+from loadgen.http2_wire import H2ParseError
 from loadgen.rawclient.hotloop import (
     _NOT_OPEN,
     CONNECT_BACKOFF_S,
