@@ -421,10 +421,8 @@ class H2Client:
     def _greet(self, data: bytes) -> bool:
         """Check that the server opened with SETTINGS; False: not enough bytes yet."""
         if data.startswith(b"HTTP/") or (len(data) >= 4 and data[3] != SETTINGS):
-            line = data.split(b"\r\n", 1)[0][:80].decode("latin-1")
-            if data.startswith(b"HTTP/"):
-                raise H2ParseError(f"sent the HTTP/2 preface and the server answered {line!r}")
-            raise H2ParseError(f"the server did not open with HTTP/2 SETTINGS: {line!r}")
+            line = data.split(b"\r\n", 1)[0].split(b"\n", 1)[0][:80].decode("latin-1")
+            raise H2ParseError(f"sent the HTTP/2 preface and the server answered {line!r}")
         if len(data) < 9:
             return False
         if data[4] & ACK or U32.unpack_from(data, 5)[0]:

@@ -15,11 +15,6 @@ import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 VALID_DAYS = 3
 CERT_FILE = "cert.pem"
 KEY_FILE = "key.pem"
@@ -29,8 +24,15 @@ def make_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]
     """Write ``cert.pem`` and ``key.pem`` (mode 0600) into ``folder``; return their paths.
 
     The certificate names ``host``, ``127.0.0.1``, ``::1`` and ``localhost`` (an EC P-256 key,
-    self-signed, valid from an hour ago for :data:`VALID_DAYS` days).
+    self-signed, valid from an hour ago for :data:`VALID_DAYS` days). ``cryptography`` is
+    imported here, not with the module: the load client's workers import this module for
+    :func:`client_context` only, after their start signal.
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     folder.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])

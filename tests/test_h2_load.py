@@ -168,7 +168,11 @@ def http_server(cert: tuple[Path, Path] | None = None) -> Iterator[int]:
 
 
 def test_verify_h2_refuses_an_http1_server_with_a_reason(cert: tuple[Path, Path]) -> None:
-    with http_server() as port, pytest.raises(H2Refused, match=r"answered 'HTTP/1\.[01] [45]\d\d"):
+    # http.server answers the preface with an HTTP/0.9-style error page: a body, no status line.
+    with http_server() as port, pytest.raises(H2Refused, match="preface and the server answered"):
+        fetch_h2("127.0.0.1", port, "h2c", "/", "localhost", 5.0)
+    bad_request = pytest.raises(H2Refused, match=r"server answered 'HTTP/1\.1 400 Bad Request'")
+    with fixture("http1") as (port, _), bad_request:
         fetch_h2("127.0.0.1", port, "h2c", "/", "localhost", 5.0)
     refused = pytest.raises(H2Refused, match=r"ALPN h2\) and the server chose http/1\.1")
     with http_server(cert) as port, refused:
