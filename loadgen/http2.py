@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import functools
 import struct
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
@@ -84,6 +85,8 @@ DEFAULT_WINDOW: Final = 65535
 EARLY_STREAMS: Final = 100
 """Streams opened before the server's SETTINGS say how many it allows."""
 _CACHE_MAX: Final = 256
+_PENDING_MAX: Final = 4096 // 32
+"""Entries a 4096-byte HPACK table can hold (each costs 32 bytes and its strings)."""
 
 _HEAD = struct.Struct(">HBBBI")  # length (16 high bits, 8 low bits), type, flags, stream id
 _SETTING = struct.Struct(">HI")
@@ -140,11 +143,13 @@ class H2Client:
         "_cont_flags",
         "_cont_sid",
         "_decoder",
+        "_free",
         "_greeted",
         "_head",
         "_max_frame",
         "_next_id",
         "_peer_window",
+        "_pending",
         "_recv_conn",
         "_rest",
         "_sampling",
@@ -230,6 +235,11 @@ class H2Client:
         self._next_id = 1
         self._decoder = hpack.Decoder()
         self._cache: dict[bytes, int | None] = {}
+        """Blocks read against the table as it is now: their status."""
+        self._free: dict[bytes, tuple[int | None, tuple[tuple[bytes, bytes], ...]]] = {}
+        """Blocks that refer to no dynamic-table entry: their status and what they insert."""
+        self._pending: deque[tuple[bytes, bytes]] = deque(maxlen=_PENDING_MAX)
+        """Insertions of remembered blocks, not yet made in the decoder's table."""
         self._greeted = False
         self._rest = b""
         self._cont: list[bytes] | None = None  # a header block awaiting CONTINUATION frames
@@ -397,14 +407,16 @@ class H2Client:
                     block = data[pos + 9 : stop]
                 if flags & END_HEADERS:
                     # The common case inline: a remembered block, the final answer's status.
-                    status = cache.get(block)
+                    status = cache.get(block, -1)
+                    if status == -1:
+                        status = self._remembered(block)
                     stream = streams.get(sid)
-                    if status and status >= 200 and stream is not None and not stream.status:
+                    if status is not None and status >= 200 and stream and not stream.status:
                         stream.status = status
                         if flags & END_STREAM:
                             self._complete(sid, stream, now)
                     else:
-                        self._headers(sid, flags, block, now)
+                        self._headers(sid, flags, block, now, status)
                 else:
                     self._cont = [block]
                     self._cont_sid = sid
@@ -443,10 +455,24 @@ class H2Client:
         cont.append(payload)
         if flags & END_HEADERS:
             self._cont = None
-            self._headers(sid, self._cont_flags, b"".join(cont), now)
+            block = b"".join(cont)
+            status = self._cache.get(block, -1)
+            if status == -1:
+                status = self._remembered(block)
+            self._headers(sid, self._cont_flags, block, now, status)
 
-    def _headers(self, sid: int, flags: int, block: bytes, now: int) -> None:
-        status = self._cache.get(block, -1)
+    def _remembered(self, block: bytes) -> int | None:
+        """The status of a remembered table-free block (its insertions queued), else -1."""
+        hit = self._free.get(block)
+        if hit is None:
+            return -1
+        if hit[1]:
+            self._pending.extend(hit[1])
+            self._cache.clear()  # the table has changed
+        return hit[0]
+
+    def _headers(self, sid: int, flags: int, block: bytes, now: int, status: int | None) -> None:
+        """A whole header block; ``status`` is its remembered status, or -1: decode it."""
         headers: tuple[tuple[str, str], ...] = ()
         if status == -1:
             status, headers = self._decode(block)
@@ -470,11 +496,16 @@ class H2Client:
             self._complete(sid, stream, now)
 
     def _decode(self, block: bytes) -> tuple[int | None, tuple[tuple[str, str], ...]]:
-        table = self._decoder.header_table.dynamic_entries
-        size = len(table)
-        first = table[0] if size else None
+        decoder = self._decoder
+        table = decoder.header_table
+        for name, value in self._pending:  # the remembered blocks' insertions, in order
+            table.add(name, value)
+        self._pending.clear()
+        entries = table.dynamic_entries
+        size = len(entries)
+        first = entries[0] if size else None
         try:
-            fields = self._decoder.decode(block, raw=True)
+            fields = decoder.decode(block, raw=True)
         except hpack.HPACKError as exc:
             raise H2ParseError(f"HPACK: {exc}") from None
         status: int | None = None
@@ -486,18 +517,35 @@ class H2Client:
                 break
         if self.keep:  # every block decoded: its headers are kept
             pass
-        elif len(table) == size and (table[0] if size else None) is first:
+        elif len(entries) == size and (entries[0] if size else None) is first:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
             self._cache[block] = status
         else:
             self._cache.clear()
+            self._remember_free(block, fields, status)
         headers: tuple[tuple[str, str], ...] = ()
         if self.keep:
             headers = tuple(
                 (bytes(n).decode("latin-1"), bytes(v).decode("latin-1")) for n, v in fields
             )
         return status, headers
+
+    def _remember_free(self, block: bytes, fields: object, status: int | None) -> None:
+        """Remember ``block`` if it refers to no dynamic-table entry (it decodes alike with an
+        empty table), with the insertions it makes: its next copies cost a look-up, and their
+        insertions are made in the table only before a block that needs it is decoded."""
+        if block[:1] and block[0] & 0xE0 == 0x20:  # a table size update: not remembered
+            return
+        fresh = hpack.Decoder()
+        try:
+            if fresh.decode(block, raw=True) != fields:
+                return
+        except hpack.HPACKError:  # it refers to the dynamic table
+            return
+        if len(self._free) >= _CACHE_MAX:
+            self._free.clear()
+        self._free[block] = (status, tuple(reversed(fresh.header_table.dynamic_entries)))
 
     def _complete(self, sid: int, stream: _Stream, now: int) -> None:
         del self.streams[sid]

@@ -219,6 +219,22 @@ def test_repeated_header_blocks_are_decoded_once_and_the_table_kept_in_step() ->
     assert client.ok == 6 and len(client._cache) == 1
 
 
+def test_blocks_that_insert_into_the_table_are_remembered_and_their_insertions_replayed() -> None:
+    # As nginx's: literals with incremental indexing, the same bytes answer after answer.
+    client, _ = connect(streams=8)
+    a = b"\x48\x03404"  # :status 404, inserted into the dynamic table
+    p = b"\x48\x03200"  # :status 200, inserted
+    blocks = [a, p, p, a, p, b"\xc0", b"\xc2"]  # then the 3rd and 5th newest entries
+    data = b""
+    for i, block in enumerate(blocks):
+        client.request(0, 0)
+        data += frame(HEADERS, END_HEADERS | END_STREAM, 2 * i + 1, block)
+    assert feed_split(client, data, 1000) == 7
+    assert len(client._free) == 2  # a and p: decoded once each
+    # The table was kept in step: 0xc0 is the third newest entry (200), 0xc2 the fifth (404).
+    assert client.counts() == {"ok": 4, "status": 3, "body": 0, "reset": 0}
+
+
 def test_flow_control_windows_are_given_back_in_batches() -> None:
     client, server = connect(streams=1, window=65535, connection_window=65535)
     server.receive(client.request(0, 0))
