@@ -88,7 +88,7 @@ def test_a_stall_shows_in_the_corrected_open_loop_p99() -> None:
     stall_ms = STALL_S * 1000
     u = r.latency_uncorrected
     assert u is not None and r.requests > 1500
-    assert r.latency.max == pytest.approx(stall_ms, rel=0.3)
+    assert 0.9 * stall_ms <= r.latency.max < 2 * stall_ms  # the stall, and its backlog
     assert r.latency.p99 >= 0.5 * stall_ms  # charged from the intended send times
     assert u.p99 < 0.5 * r.latency.p99  # from the actual sends, mostly hidden
     assert r.late > 50  # the 8 stream slots filled up: sends waited for the stall's end
