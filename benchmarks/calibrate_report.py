@@ -116,7 +116,7 @@ def render(report: dict[str, Any]) -> str:
             trial_rows,
         )
     )
-    if ref == "h2load":
+    if any(t["client"] == "h2load" for t in report["trials"]):
         out.append("(h2load prints no percentiles: its p50 column is its mean request time)")
     out += ["", "medians"]
     rows = []
