@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from loadgen.procs import free_port
-from loadgen.rawclient import LoadResult, LoadSpec, run_load
+from loadgen.rawclient import LoadInterrupted, LoadResult, LoadSpec, run_load
 from loadgen.tls import make_certificate
 from loadgen.verify_h2 import H2Refused, fetch_h2
 from tests.h2_fixture import STALL_S, fixture
@@ -92,6 +94,24 @@ def test_a_stall_shows_in_the_corrected_open_loop_p99() -> None:
     assert r.latency.p99 >= 0.5 * stall_ms  # charged from the intended send times
     assert u.p99 < 0.5 * r.latency.p99  # from the actual sends, mostly hidden
     assert r.late > 50  # the 8 stream slots filled up: sends waited for the stall's end
+
+
+@pytest.mark.parametrize("procs", [1, 2])
+def test_ctrl_c_keeps_the_results_so_far(procs: int) -> None:
+    with fixture("ok") as (port, _):
+        # Late enough for the worker processes to have started (a second or two on a busy
+        # machine): their windows have begun.
+        timer = threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        started = time.monotonic()
+        try:
+            with pytest.raises(LoadInterrupted) as caught:
+                run_load(spec(port, procs=procs, connections=2, duration=30.0))
+        finally:
+            timer.cancel()
+        assert time.monotonic() - started < 8
+    result = caught.value.result
+    assert result is not None and result.requests > 0 and result.duration_s < 5
 
 
 # -- errors by kind -----------------------------------------------------------------------------
