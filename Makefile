@@ -26,7 +26,8 @@ lint: $(STAMP)
 
 # Debian packages the tests use: Chromium renders the HTML report in the browser test;
 # valgrind (with callgrind_control) counts instructions per request (fwbench cost, its tests);
-# PostgreSQL's server programs make the private cluster of [database] kind = "postgres".
+# PostgreSQL's server programs make the private cluster of [database] kind = "postgres";
+# h2load (nghttp2-client) is the reference of `fwbench calibrate --protocol h2c`.
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -43,6 +44,15 @@ system-deps:
 	  else \
 	    echo "valgrind is not installed (and this is not root): the cost tests will be skipped;" \
 	         "sudo apt-get install valgrind"; \
+	  fi; \
+	fi
+	@if ! command -v h2load >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nghttp2-client) \
+	      || echo "warning: could not install nghttp2-client: calibrate --protocol h2c runs without h2load"; \
+	  else \
+	    echo "h2load is not installed (and this is not root): calibrate --protocol h2c runs without" \
+	         "it; sudo apt-get install nghttp2-client"; \
 	  fi; \
 	fi
 

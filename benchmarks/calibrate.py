@@ -9,6 +9,11 @@ requests/s, p50/p99 and client CPU per request for both, their medians and the r
 then checks the open loop at half the measured capacity: the achieved rate should be within 1 %
 of the rate asked.
 
+``--protocol h2c`` measures the HTTP/2 loop the same way: nginx serving h2c (prior knowledge),
+the raw client and h2load (Debian's nghttp2-client) with the same connections and streams per
+connection (``--streams``, default 1 and 10), side by side in requests/s and requests per
+client CPU-second.
+
 wrk has no warm-up phase: it runs for the window length only, after the raw client's run has
 warmed the server. Its CPU is the whole run's (``os.wait4`` of the wrk process); the raw client's
 is its window's. This is a benchmark, not a test: it reports, it does not judge.
@@ -32,7 +37,14 @@ from pathlib import Path
 
 from benchmarks.calibrate_reference import CalibrateError, reference_server
 from benchmarks.calibrate_report import median, render, summarize
-from benchmarks.calibrate_trials import Noise, Trial, open_loop_check, run_raw, run_wrk
+from benchmarks.calibrate_trials import (
+    Noise,
+    Trial,
+    open_loop_check,
+    run_h2load,
+    run_raw,
+    run_wrk,
+)
 from loadgen.config import available_cpus, parse_cpus
 
 
@@ -40,8 +52,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-c",
         "--connections",
-        default="64,256",
-        help="connection counts, comma separated (64,256)",
+        default=None,
+        help="connection counts, comma separated (64,256; h2c: 16)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("http1", "h2c"),
+        default="http1",
+        help="http1 (against wrk) or h2c (HTTP/2 with prior knowledge, against h2load)",
+    )
+    p.add_argument(
+        "--streams",
+        default="1,10",
+        help="h2c: concurrent streams per connection, comma separated (1,10)",
     )
     p.add_argument("-d", "--duration", type=float, default=10.0, help="window, s (10)")
     p.add_argument("--warmup", type=float, default=2.0, help="raw client warm-up, s (2)")
@@ -55,14 +78,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="reference server (auto: nginx when installed, else uvicorn)",
     )
     p.add_argument("--check", choices=("html",), default=None, help="raw client checks bodies")
-    p.add_argument("--no-wrk", action="store_true", help="raw client only")
+    p.add_argument("--no-wrk", action="store_true", help="raw client only (no wrk / h2load)")
     p.add_argument("--no-open-loop", action="store_true", help="skip the open-loop check")
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        counts = [int(x) for x in str(args.connections).split(",") if x.strip()]
+        h2 = args.protocol != "http1"
+        default_counts = "16" if h2 else "64,256"
+        counts = [int(x) for x in str(args.connections or default_counts).split(",") if x.strip()]
+        streams = [int(x) for x in str(args.streams).split(",") if x.strip()] if h2 else [1]
+        if not streams or min(streams) < 1:
+            raise ValueError("stream counts must be positive")
         server_cpus = parse_cpus(args.server_cpu)
         client_cpus = parse_cpus(args.client_cpu)
         if not counts or min(counts) < 1:
@@ -81,10 +109,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"fwbench calibrate: error: {exc}", file=sys.stderr)
         return 2
     cpu = client_cpus[0]
-    wrk = None if args.no_wrk else shutil.which("wrk")
+    reference = "h2load" if h2 else "wrk"
+    tool = None if args.no_wrk else shutil.which(reference)
     notes = []
-    if wrk is None and not args.no_wrk:
-        notes.append("wrk is not installed (apt-get install wrk): raw client only")
+    if tool is None and not args.no_wrk:
+        package = "nghttp2-client" if h2 else "wrk"
+        notes.append(
+            f"{reference} is not installed (apt-get install {package}, or make system-deps): "
+            "raw client only"
+        )
+        print(f"fwbench calibrate: {notes[-1]}", file=sys.stderr)
     trials: list[Trial] = []
 
     def say(text: str) -> None:
@@ -94,41 +128,60 @@ def run(args: argparse.Namespace) -> int:
     try:
         with tempfile.TemporaryDirectory(prefix="fwbench-calibrate-") as tmpdir:
             tmp = Path(tmpdir)
-            with reference_server(args.server, server_cpus, tmp) as ref:
+            with reference_server(args.server, server_cpus, tmp, args.protocol) as ref:
                 say(f"reference server: {ref.version} on 127.0.0.1:{ref.port}, CPU {server_cpus}")
                 noise = Noise(ref.proc.pid)
                 for n in counts:
-                    for rnd in range(1, args.repeat + 1):
-                        noise.start()
-                        t = run_raw(ref.port, n, args.duration, args.warmup, cpu, args.check, rnd)
-                        t = replace(t, other_cpu_pct=noise.stop())
-                        trials.append(t)
-                        say(
-                            f"  c={n} round {rnd} raw: {t.rps:.0f} req/s, "
-                            f"{t.cpu_us_per_request:.2f} us/req"
-                        )
-                        if wrk:
-                            noise.start()
-                            t = run_wrk(wrk, ref.port, n, args.duration, cpu, tmp, rnd)
-                            t = replace(t, other_cpu_pct=noise.stop())
-                            trials.append(t)
-                            say(
-                                f"  c={n} round {rnd} wrk: {t.rps:.0f} req/s, "
-                                f"{t.cpu_us_per_request:.2f} us/req"
-                            )
-                summary = summarize(trials, counts)
+                    for m in streams:
+                        for rnd in range(1, args.repeat + 1):
+                            for client in ("raw", reference) if tool else ("raw",):
+                                noise.start()
+                                if client == "raw":
+                                    t = run_raw(
+                                        ref.port,
+                                        n,
+                                        args.duration,
+                                        args.warmup,
+                                        cpu,
+                                        args.check,
+                                        rnd,
+                                        protocol=args.protocol,
+                                        streams=m,
+                                    )
+                                elif h2 and tool:
+                                    t = run_h2load(tool, ref.port, n, m, args.duration, cpu, rnd)
+                                else:
+                                    assert tool is not None
+                                    t = run_wrk(tool, ref.port, n, args.duration, cpu, tmp, rnd)
+                                t = replace(t, other_cpu_pct=noise.stop())
+                                trials.append(t)
+                                say(
+                                    f"  c={n}{f'x{m}' if h2 else ''} round {rnd} {client}: "
+                                    f"{t.rps:.0f} req/s, {t.cpu_us_per_request:.2f} us/req"
+                                )
+                summary = summarize(trials, counts, streams, reference)
                 open_loop = None
                 if not args.no_open_loop:
                     capacity = summary[0]["raw"]["rps"]
                     say(f"  open loop at {capacity / 2:.0f} req/s ...")
                     open_loop = open_loop_check(
-                        ref.port, capacity / 2, counts[0], args.duration, args.warmup, cpu
+                        ref.port,
+                        capacity / 2,
+                        counts[0],
+                        args.duration,
+                        args.warmup,
+                        cpu,
+                        protocol=args.protocol,
+                        streams=streams[0],
                     )
                 server_name = ref.version or ref.name
     except CalibrateError as exc:
         print(f"fwbench calibrate: error: {exc}", file=sys.stderr)
         return 1
     report = {
+        "protocol": args.protocol,
+        "reference": reference,
+        "streams": streams,
         "server": server_name,
         "server_cpus": ",".join(map(str, server_cpus)),
         "client_cpu": cpu,

@@ -1,9 +1,10 @@
 """The reference server of ``fwbench calibrate``: a fixed, fast server to measure clients on.
 
 nginx from the distribution when installed (one worker, a fixed body, no access log), else a
-bare uvicorn ASGI app; started pinned, in its own process group, on a free port, with a clean
-environment and watched by the reaper (:func:`loadgen.procs.spawn`), and stopped (group and
-all) with :func:`loadgen.procs.stop_group`.
+bare uvicorn ASGI app; for ``h2c`` nginx only, listening with ``http2`` (HTTP/2 with prior
+knowledge on cleartext TCP: nginx's h2c). Started pinned, in its own process group, on a free
+port, with a clean environment and watched by the reaper (:func:`loadgen.procs.spawn`), and
+stopped (group and all) with :func:`loadgen.procs.stop_group`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadgen.procs import child_env, free_port, log_tail, spawn, stop_group
+from loadgen.verify_h2 import fetch_h2
 
 BODY = "<!DOCTYPE html><html><body><p>Hello world!</p></body></html>\n"
 
@@ -41,7 +43,8 @@ http {{
     keepalive_timeout 300s;
     keepalive_requests 1000000000;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{http2};
+        http2_max_concurrent_streams 1024;
         location = /hello/ {{
             default_type text/html;
             return 200 '{body}';
@@ -78,12 +81,22 @@ class Reference:
     log: Path
 
 
-def _wait_ready(ref: Reference, timeout: float = 20.0) -> None:
+def _wait_ready(ref: Reference, timeout: float = 20.0, protocol: str = "http1") -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         if ref.proc.poll() is not None:
             break
+        if protocol != "http1":
+            try:
+                h2 = fetch_h2("127.0.0.1", ref.port, protocol, "/hello/", "127.0.0.1", 1.0)
+                if h2.status == 200 and b"Hello world!" in h2.body:
+                    return
+                last = f"status {h2.status}"
+            except (OSError, ValueError) as exc:
+                last = str(exc)
+            time.sleep(0.1)
+            continue
         try:
             conn = http.client.HTTPConnection("127.0.0.1", ref.port, timeout=1.0)
             conn.request("GET", "/hello/")
@@ -102,14 +115,25 @@ def _wait_ready(ref: Reference, timeout: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def reference_server(kind: str, cpus: Sequence[int], tmp: Path) -> Iterator[Reference]:
-    """Start the reference server in its own process group; stop the group afterwards."""
+def reference_server(
+    kind: str, cpus: Sequence[int], tmp: Path, protocol: str = "http1"
+) -> Iterator[Reference]:
+    """Start the reference server in its own process group; stop the group afterwards.
+
+    ``protocol`` ``h2c``: nginx serving HTTP/2 with prior knowledge (no uvicorn fallback:
+    uvicorn does not speak HTTP/2)."""
     port = free_port()
     log = tmp / "server.log"
     nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")
+    if protocol != "http1" and (kind == "uvicorn" or not nginx):
+        raise CalibrateError(
+            f"the {protocol} reference server is nginx (apt-get install nginx); uvicorn does "
+            "not speak HTTP/2"
+        )
     if kind in ("auto", "nginx") and nginx:
         conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, body=BODY.strip()))
+        http2 = "" if protocol == "http1" else " http2"
+        conf.write_text(NGINX_CONF.format(tmp=tmp, port=port, body=BODY.strip(), http2=http2))
         version = subprocess.run(
             [nginx, "-v"], capture_output=True, text=True, check=False
         ).stderr.strip()
@@ -154,7 +178,7 @@ def reference_server(kind: str, cpus: Sequence[int], tmp: Path) -> Iterator[Refe
         )
     ref = Reference(name, version, port, proc, log)
     try:
-        _wait_ready(ref)
+        _wait_ready(ref, protocol=protocol)
         yield ref
     finally:
         stop_group(proc)

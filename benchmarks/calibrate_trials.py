@@ -1,9 +1,10 @@
-"""The trials of ``fwbench calibrate``: one run of the raw client or of wrk, and the noise.
+"""The trials of ``fwbench calibrate``: one run of the raw client, wrk or h2load, and the noise.
 
-wrk has no warm-up phase: it runs for the window length only, after the raw client's run has
-warmed the server. Its CPU is the whole run's (``os.wait4`` of the wrk process); the raw client's
-is its window's. :class:`Noise` measures what unrelated processes took while a trial ran, and
-:func:`open_loop_check` runs the raw client's open loop at a given rate.
+wrk and h2load (HTTP/2) have no warm-up phase: they run for the window length only, after the
+raw client's run has warmed the server. Their CPU is the whole run's (``os.wait4`` of the
+process); the raw client's is its window's. :class:`Noise` measures what unrelated processes
+took while a trial ran, and :func:`open_loop_check` runs the raw client's open loop at a given
+rate.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ end
 class Trial:
     """One run of one client."""
 
-    client: str  # "raw" or "wrk"
+    client: str  # "raw", "wrk" or "h2load"
     connections: int
     round: int
     requests: int
@@ -51,6 +52,8 @@ class Trial:
     errors: int
     other_cpu_pct: float = 0.0
     """CPU of unrelated user processes during the trial, % of one CPU (noise on the machine)."""
+    streams: int = 1
+    """Concurrent streams per connection (HTTP/2)."""
 
     @property
     def cpu_pct(self) -> float:
@@ -69,6 +72,8 @@ def run_raw(
     cpu: int,
     check: str | None,
     rnd: int,
+    protocol: str = "http1",
+    streams: int = 1,
 ) -> Trial:
     spec = LoadSpec(
         host="127.0.0.1",
@@ -80,11 +85,14 @@ def run_raw(
         procs=1,
         cpus=(cpu,),
         kind=check,
+        protocol=protocol,
+        streams=streams,
     )
     r = run_load(spec)
     return Trial(
         client="raw",
         connections=connections,
+        streams=streams,
         round=rnd,
         requests=r.requests,
         seconds=r.duration_s,
@@ -113,27 +121,12 @@ def run_wrk(
         str(script),
         f"http://127.0.0.1:{port}/hello/",
     ]
-    proc = spawn(
-        cmd,
-        env=child_env(),
-        session=True,
-        cpus=[cpu],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        assert proc.stdout is not None
-        out = proc.stdout.read().decode(errors="replace")
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    finally:
-        stop_group(proc, grace=0.0)  # whatever is left of its group; the reaper stops watching
+    out, cpu_s = _run_client(cmd, cpu, "wrk")
     m = re.search(r"FWBENCH-WRK (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
-    if proc.returncode != 0 or m is None:
-        raise CalibrateError(f"wrk failed (exit {proc.returncode}):\n{out[-2000:]}")
+    if m is None:
+        raise CalibrateError(f"wrk printed no summary:\n{out[-2000:]}")
     requests, duration_us, p50, p99, _max, errors, status_errors, _mean = map(int, m.groups())
     seconds = duration_us / 1e6
-    cpu_s = usage.ru_utime + usage.ru_stime
     good = requests - status_errors
     return Trial(
         client="wrk",
@@ -150,8 +143,85 @@ def run_wrk(
     )
 
 
+def _run_client(cmd: list[str], cpu: int, name: str) -> tuple[str, float]:
+    """Run a C client pinned to ``cpu``: its output and its CPU seconds (``os.wait4``)."""
+    proc = spawn(
+        cmd,
+        env=child_env(),
+        session=True,
+        cpus=[cpu],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert proc.stdout is not None
+        out = proc.stdout.read().decode(errors="replace")
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        stop_group(proc, grace=0.0)  # whatever is left of its group; the reaper stops watching
+    if proc.returncode != 0:
+        raise CalibrateError(f"{name} failed (exit {proc.returncode}):\n{out[-2000:]}")
+    return out, usage.ru_utime + usage.ru_stime
+
+
+def parse_h2load(out: str) -> tuple[float, int, int, float]:
+    """(seconds, requests succeeded, requests not, mean ms) from h2load's summary."""
+    finished = re.search(r"finished in ([\d.]+)(m?s)", out)
+    requests = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded", out)
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out)
+    if finished is None or requests is None:
+        raise CalibrateError(f"cannot read h2load's output:\n{out[-2000:]}")
+    seconds = float(finished[1]) / (1000 if finished[2] == "ms" else 1)
+    total, _done, good = (int(x) for x in requests.groups())
+    mean_ms = float("nan")
+    if mean is not None:
+        mean_ms = float(mean[1]) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[mean[2]]
+    return seconds, good, total - good, mean_ms
+
+
+def run_h2load(
+    h2load: str, port: int, connections: int, streams: int, duration: float, cpu: int, rnd: int
+) -> Trial:
+    """h2load (nghttp2's HTTP/2 load tool, h2c prior knowledge) for ``duration`` seconds.
+
+    h2load prints no percentiles: its mean request time goes in ``p50_ms``, ``p99_ms`` is NaN.
+    """
+    cmd = [
+        h2load,
+        "-t1",
+        f"-c{connections}",
+        f"-m{streams}",
+        f"-D{max(1, round(duration))}",
+        f"http://127.0.0.1:{port}/hello/",
+    ]
+    out, cpu_s = _run_client(cmd, cpu, "h2load")
+    seconds, good, bad, mean_ms = parse_h2load(out)
+    return Trial(
+        client="h2load",
+        connections=connections,
+        streams=streams,
+        round=rnd,
+        requests=good,
+        seconds=seconds,
+        rps=good / seconds if seconds else 0.0,
+        p50_ms=mean_ms,
+        p99_ms=float("nan"),
+        cpu_s=cpu_s,
+        cpu_us_per_request=cpu_s * 1e6 / (good + bad) if good + bad else 0.0,
+        errors=bad,
+    )
+
+
 def open_loop_check(
-    port: int, rate: float, connections: int, duration: float, warmup: float, cpu: int
+    port: int,
+    rate: float,
+    connections: int,
+    duration: float,
+    warmup: float,
+    cpu: int,
+    protocol: str = "http1",
+    streams: int = 1,
 ) -> dict[str, Any]:
     spec = LoadSpec(
         host="127.0.0.1",
@@ -163,6 +233,8 @@ def open_loop_check(
         rate=rate,
         procs=1,
         cpus=(cpu,),
+        protocol=protocol,
+        streams=streams,
     )
     r = run_load(spec)
     achieved = r.answers / r.duration_s
@@ -171,6 +243,7 @@ def open_loop_check(
     return {
         "rate": rate,
         "connections": connections,
+        "streams": streams,
         "achieved": achieved,
         "error_pct": (achieved / rate - 1) * 100,
         "within": abs(achieved / rate - 1) <= OPEN_LOOP_TOLERANCE,
