@@ -108,17 +108,25 @@ def _split(spec: LoadSpec, address: tuple[int, tuple[Any, ...]], request: bytes)
     return parts
 
 
-def _work(part: _Part, thread_cpu: bool, publish: Callable[[int], None] | None) -> _Report:
-    """Run one part with the hot loop of its protocol (each a module of its own, imported
-    only when used: HTTP/1.1 :mod:`~loadgen.rawclient.hotloop`, HTTP/2
-    :mod:`~loadgen.rawclient.h2loop`, WebSocket :mod:`~loadgen.rawclient.wsloop`)."""
+def _loop_for(part: _Part) -> Callable[[_Part, bool, Callable[[int], None] | None], _Report]:
+    """The hot loop of the part's protocol (each a module of its own, imported only when used:
+    HTTP/1.1 :mod:`~loadgen.rawclient.hotloop`, HTTP/2 :mod:`~loadgen.rawclient.h2loop`,
+    WebSocket :mod:`~loadgen.rawclient.wsloop`). A worker process calls it before it says
+    ready, so no import runs between the start signal and the window."""
     if part.scenario in WS_SCENARIOS:
-        from loadgen.rawclient.wsloop import _work as work
-    elif part.protocol in H2_PROTOCOLS:
-        from loadgen.rawclient.h2loop import _work as work
-    else:
-        work = _work_http1
-    return work(part, thread_cpu, publish)
+        from loadgen.rawclient.wsloop import _work as ws_work
+
+        return ws_work
+    if part.protocol in H2_PROTOCOLS:
+        from loadgen.rawclient.h2loop import _work as h2_work
+
+        return h2_work
+    return _work_http1
+
+
+def _work(part: _Part, thread_cpu: bool, publish: Callable[[int], None] | None) -> _Report:
+    """Run one part with the hot loop of its protocol."""
+    return _loop_for(part)(part, thread_cpu, publish)
 
 
 def _kind(kind: str | None) -> Kind | None:
@@ -183,6 +191,7 @@ def _child_main() -> int:
     part = _part_from_json(sys.stdin.readline())
     if part.cpus:
         os.sched_setaffinity(0, part.cpus)
+    _loop_for(part)  # its imports now, not after the start signal
     out = sys.stdout
     out.write("ready\n")
     out.flush()
