@@ -259,6 +259,13 @@ class ClientCore:
         """Parse ``data``; return the number of data messages it completed (see
         :attr:`messages`). Raises :class:`ProtocolError` (or :class:`HandshakeError`)."""
         buf = self._buf
+        if self.upgraded and not buf:
+            # Nothing held: frames are read from ``data`` itself, what is left is kept.
+            done, pos = self._frames(data)
+            if pos < len(data):
+                buf += data[pos:]
+            self.partial = bool(buf) or self._frag_op is not None
+            return done
         buf += data
         if not self.upgraded:
             end = buf.find(b"\r\n\r\n")
@@ -271,13 +278,14 @@ class ClientCore:
             self.upgraded = True
         done = 0
         if len(buf) >= self._need:
-            done = self._frames(buf)
+            done, pos = self._frames(buf)
+            del buf[:pos]
         self.partial = bool(buf) or self._frag_op is not None
         return done
 
-    def _frames(self, buf: bytearray) -> int:
-        """Decode every whole frame at the start of ``buf``, remove them, and note how many
-        bytes the next one needs."""
+    def _frames(self, buf: bytes | bytearray) -> tuple[int, int]:
+        """Decode every whole frame at the start of ``buf``; note how many bytes the next one
+        needs; return the messages completed and the bytes used."""
         pos = 0
         end = len(buf)
         done = 0
@@ -317,9 +325,8 @@ class ClientCore:
             payload = bytes(buf[pos + head : pos + head + n])
             pos += head + n
             done += self._frame(first, payload)
-        del buf[:pos]
         self._need = need
-        return done
+        return done, pos
 
     def _frame(self, first: int, payload: bytes) -> int:
         """Act on one whole frame; return 1 when it completed a data message."""
