@@ -9,6 +9,8 @@ short (a second or three) and bounded.
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 
 import pytest
@@ -134,6 +136,26 @@ def test_two_processes_open_loop() -> None:
     good_only(r)
     assert r.requests / r.duration_s == pytest.approx(600, rel=0.05)
     assert r.latency_uncorrected is not None
+
+
+@pytest.mark.parametrize("procs", [1, 2])
+def test_ctrl_c_keeps_the_results_so_far(procs: int) -> None:
+    from loadgen.rawclient import LoadInterrupted
+
+    with ws_server("echo") as srv:
+        timer = threading.Timer(2.5, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(LoadInterrupted) as info:
+                run_load(spec(srv.port, procs=procs, connections=4, duration=30.0, warmup=0.3))
+        finally:
+            timer.cancel()
+    r = info.value.result
+    assert r is not None
+    good_only(r)
+    assert r.requests > 100 and r.latency.count == r.requests
+    assert 0.3 < r.duration_s < 4.0  # from the window's start to the Ctrl-C
+    assert info.value.elapsed_s < 6.0
 
 
 # --- errors -----------------------------------------------------------------------------------

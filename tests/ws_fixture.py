@@ -78,10 +78,12 @@ def ws_server(mode: str = "echo") -> Iterator[Fixture]:
     finally:
         proc.stdin.close()
         try:
-            out, _ = proc.communicate(timeout=5)
+            proc.wait(5)
         except subprocess.TimeoutExpired:
             proc.kill()
-            out, _ = proc.communicate(timeout=5)
+            proc.wait(5)
+        out = proc.stdout.read()
+        proc.stdout.close()
     for line in out.splitlines():
         if line.startswith("ECHOED "):
             fixture.echoed = int(line.split()[1])
@@ -102,7 +104,7 @@ def _stall(loop: asyncio.AbstractEventLoop) -> None:
 
 async def _library(mode: str) -> None:
     from websockets.asyncio.server import ServerConnection, serve
-    from websockets.exceptions import ConnectionClosedError
+    from websockets.exceptions import ConnectionClosed
     from websockets.http11 import Request, Response
 
     async def handler(ws: ServerConnection) -> None:
@@ -110,7 +112,7 @@ async def _library(mode: str) -> None:
             await ws.wait_closed()
             return
         echoed = 0
-        with contextlib.suppress(ConnectionClosedError):
+        with contextlib.suppress(ConnectionClosed):
             async for message in ws:
                 if mode == "wrongecho":
                     message = (b"#" if isinstance(message, bytes) else "#") + message[1:]
