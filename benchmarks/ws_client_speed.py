@@ -28,6 +28,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import uvloop
 
@@ -42,8 +43,7 @@ class _CachedEcho(asyncio.Protocol):
     cache: dict[bytes, bytes] = {}  # noqa: RUF012 - shared by every connection on purpose
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's does not subclass it
         self.buf = b""
         self.open = False
 
