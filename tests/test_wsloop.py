@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -198,3 +199,28 @@ def test_open_loop_holds_sends_over_the_cap(loop: asyncio.AbstractEventLoop) -> 
     conn.data_received(worker.echoes[0])  # an echo frees a place: the held send goes out
     assert len(conn.flight) == MAX_IN_FLIGHT and len(transport.written) == MAX_IN_FLIGHT + 1
     assert worker.late >= MAX_IN_FLIGHT
+
+
+def test_the_pacer_keeps_one_timer(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sends made by the pacer's tick re-enter its heap; the tick alone sets the next tick
+    # (a timer per send would multiply the ticks, and burn the client's CPU).
+    worker = _WsWorker(replace(PART, rate=1000.0, connections=2), loop, False)
+    worker.interval_ns = 1_000_000
+    conns = [_WsOpenConn(worker, i, time.monotonic_ns() + 500_000) for i in range(2)]
+    worker.ws_conns = list(conns)
+    transports = [opened(conn) for conn in conns]
+    timers: list[object] = []
+    real = loop.call_later
+
+    def counting(delay: float, callback: Any, *args: Any) -> asyncio.TimerHandle:
+        timers.append(callback)
+        return real(delay, callback, *args)
+
+    monkeypatch.setattr(loop, "call_later", counting)
+    for _ in range(5):
+        time.sleep(0.0015)
+        worker._tick()
+    assert len(timers) == 5
+    assert all(len(t.written) >= 5 for t in transports)  # each tick sent what was due

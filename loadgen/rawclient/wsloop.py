@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import heapq
 import os
 import signal
 import threading
@@ -70,6 +71,7 @@ from loadgen.rawclient.hotloop import (
     LATE_NS,
     PROGRESS_S,
     TICK_EARLY_NS,
+    TICK_S,
     _Interrupted,
     _OpenConn,
     _Part,
@@ -341,6 +343,8 @@ class _WsWorker(_Worker):
         self.frames = [encode_frame(opcode, p, os.urandom(4)) for p in self.payloads]
         self.echoes = [encode_frame(opcode, p, None) for p in self.payloads]
         self.ws_conns: list[_WsConn] = []
+        self.ticking = False
+        """The pacer's tick is draining the heap (and will set the next tick itself)."""
 
     async def run(self, publish: Callable[[int], None] | None) -> _Report:
         part = self.part
@@ -389,6 +393,21 @@ class _WsWorker(_Worker):
                     conn.transport.abort()
             for _ in range(3):
                 await asyncio.sleep(0)
+
+    def wait(self, conn: _OpenConn) -> None:
+        """Hold ``conn`` until its next intended time. Unlike the hot loop's, this is called by
+        the sends of the pacer's own tick: the tick then sets the next tick, not this."""
+        conn.waiting = True
+        heapq.heappush(self.heap, (conn.due, conn.number, conn))
+        if self.pacer is None and not self.ticking and not self.stopping:
+            self.pacer = self.loop.call_later(TICK_S, self._tick)
+
+    def _tick(self) -> None:
+        self.ticking = True
+        try:
+            super()._tick()
+        finally:
+            self.ticking = False
 
     def _counts(self) -> dict[str, int]:
         counts = dict(self.errors)
