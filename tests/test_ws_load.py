@@ -64,7 +64,10 @@ def test_open_loop_keeps_its_rate_and_counts_agree() -> None:
     with ws_server("echo") as srv:
         r = run_load(spec(srv.port, warmup=0.0, rate=1000.0, duration=1.5))
     good_only(r)
-    assert r.requests / r.duration_s == pytest.approx(1000, rel=0.05)
+    # Every message of the schedule (1.5 s at 1000/s) was sent and echoed. (Without a
+    # warm-up, the rate over the window can read high on a busy machine: a window that
+    # begins late is shorter, and the sends due since the go time catch up inside it.)
+    assert r.requests == pytest.approx(1500, rel=0.02)
     assert r.latency_uncorrected is not None
     assert r.latency_uncorrected.count == r.latency.count == r.requests
     assert r.late < r.requests / 2

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from loadgen.rawclient import wsloop
 from loadgen.rawclient.hotloop import _Part
 from loadgen.rawclient.wsloop import (
     MAX_IN_FLIGHT,
@@ -139,28 +140,32 @@ def test_closed_loop_protocol_and_handshake_errors(loop: asyncio.AbstractEventLo
     assert worker.reconnects == 1
 
 
-def test_open_loop_has_several_messages_in_flight(loop: asyncio.AbstractEventLoop) -> None:
+def test_open_loop_has_several_messages_in_flight(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [10_000_000_000]
+    monkeypatch.setattr(wsloop, "_now", lambda: clock[0])
     part = replace(PART, rate=1000.0, message_binary=True)
     worker = _WsWorker(part, loop, False)
     worker.interval_ns = 1_000_000
-    # Due 3.5 ms ago: once upgraded, the sends due until now go out at once (a catch-up),
-    # the two more than LATE_NS behind counted late.
-    conn = _WsOpenConn(worker, 0, time.monotonic_ns() - 3_500_000)
+    # Due 3.5 ms ago: once upgraded, the four sends due until now go out at once (a
+    # catch-up), the two more than LATE_NS behind counted late.
+    conn = _WsOpenConn(worker, 0, clock[0] - 3_500_000)
     worker.ws_conns = [conn]
     transport = opened(conn)
-    now = conn.due - 1
-    assert len(conn.flight) == len(transport.written) >= 4
-    sent = len(conn.flight)
-    assert worker.late >= 2
-    worker.drain(now + 3_000_000, 0)  # three more intended times come due
-    assert len(conn.flight) == sent + 3
+    assert len(conn.flight) == len(transport.written) == 4
+    assert worker.late == 2
+    worker.drain(clock[0] + 3_000_000, 0)  # three more intended times come due
+    assert len(conn.flight) == 7
+    clock[0] += 3_200_000  # the next send is due in 0.3 ms
     echo = worker.echoes
     conn.data_received(echo[0])
     conn.data_received(echo[1] + echo[2])  # two echoes in one read
     assert conn.echoed == 3 and conn.bad == 0
-    assert len(conn.flight) == sent
-    assert len(conn.lats) == len(conn.lats_u) == 3
-    assert all(c >= u for c, u in zip(conn.lats, conn.lats_u, strict=True))
+    assert len(conn.flight) == 4 and len(transport.written) == 7
+    # Corrected from the intended time when late (3.5 and 2.5 ms), else from the send.
+    assert list(conn.lats) == [6_700_000, 5_700_000, 3_200_000]
+    assert list(conn.lats_u) == [3_200_000] * 3
     conn.data_received(encode_frame(OP_TEXT, messages(10, True)[3], None))  # text, not binary
     assert conn.bad == 1
 
