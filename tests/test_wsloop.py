@@ -176,12 +176,32 @@ def test_the_end_of_a_run_closes_each_websocket(loop: asyncio.AbstractEventLoop)
     worker.ws_conns = [conn]
     transport = opened(conn)
     transport.written.clear()
-    worker.stop()
-    assert transport.written[0][0] == 0x80 | OP_CLOSE and not transport.closed
-    conn.data_received(worker.echoes[0])  # late echoes are not counted, nothing more is sent
+    worker.stop()  # a message is in flight: its echo first
+    assert not transport.written and not transport.closed
+    conn.data_received(worker.echoes[0])  # not counted, and then the close frame
+    assert len(transport.written) == 1 and transport.written[0][0] == 0x80 | OP_CLOSE
     conn.data_received(encode_frame(OP_CLOSE, b"\x03\xe8", None))
     assert len(transport.written) == 1 and conn.echoed == 0
     assert transport.closed == "close"
+
+
+def test_the_end_of_an_open_loop_run_waits_for_the_echoes_owed(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    worker = _WsWorker(replace(PART, rate=1000.0), loop, False)
+    worker.interval_ns = 1_000_000
+    conn = _WsOpenConn(worker, 0, time.monotonic_ns() - 2_500_000)
+    worker.ws_conns = [conn]
+    transport = opened(conn)
+    owed = len(conn.flight)
+    assert owed >= 3
+    transport.written.clear()
+    worker.stop()
+    assert not transport.written
+    conn.data_received(worker.echoes[0])
+    conn.data_received(b"".join(worker.echoes[1:owed]))
+    assert len(transport.written) == 1 and transport.written[0][0] == 0x80 | OP_CLOSE
+    assert conn.echoed == 0
 
 
 def test_messages_of_a_run_differ() -> None:

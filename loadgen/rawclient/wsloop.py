@@ -42,8 +42,9 @@ to proxies on the way; here the payloads are the client's own, sent to a server 
 and a server's unmasking costs the same whatever the key. Encoding each frame anew would cost
 a random key and a pass over the payload per message.
 
-At the end of the window, each connection still open sends a close frame (1000) and the worker
-waits up to :data:`CLOSE_WAIT_S` for the servers' close frames before it aborts what is left.
+At the end of the window, no new message goes out; each connection still open waits for the
+echoes in flight (not counted), then sends a close frame (1000); the worker waits up to
+:data:`CLOSE_WAIT_S` for the servers' close frames before it aborts what is left.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ class _WsConn(_OpenConn):
         "frames",
         "n_in",
         "n_out",
+        "owed",
         "payloads",
         "text",
         "ws",
@@ -143,6 +145,8 @@ class _WsConn(_OpenConn):
         """Echoes that were not the message sent."""
         self.flight: deque[tuple[int, int]] = deque()
         """Open loop: (origin of the corrected latency, send time) of each message in flight."""
+        self.owed = 0
+        """At the end of the run: the echoes still to come before the close frame is sent."""
 
     # -- connection management (cold paths) --------------------------------------------------
 
@@ -225,9 +229,15 @@ class _WsConn(_OpenConn):
             if transport is not None:
                 transport.write(bytes(ws.outgoing))
             ws.outgoing.clear()
-        if self.worker.stopping:
-            if ws.closed and transport is not None:
-                transport.close()
+        if self.worker.stopping:  # the run is over: the echoes owed, then the close
+            if ws.messages:
+                self.owed -= len(ws.messages)
+                ws.messages.clear()
+            if transport is not None:
+                if ws.closed:
+                    transport.close()
+                elif self.owed <= 0 and not ws.close_sent:
+                    transport.write(ws.close())
             return
         if not was_open and ws.upgraded:
             self.upgraded(now)
@@ -428,8 +438,10 @@ class _WsWorker(_Worker):
         self.handles["publish"] = self.loop.call_later(PROGRESS_S, self._publish)
 
     def stop(self) -> None:
-        """End the run: timers off, and a close frame on every open WebSocket (the run's
-        ``finally`` waits briefly for the answers, then aborts what is left)."""
+        """End the run: timers off, no more messages, and a close frame on every open
+        WebSocket once the echoes in flight are in (a server is not made to echo into a closing
+        connection); the run's ``finally`` waits briefly for the servers' close frames, then
+        aborts what is left."""
         if self.stopping:
             return
         self.stopping = True
@@ -438,14 +450,18 @@ class _WsWorker(_Worker):
         if self.pacer is not None:
             self.pacer.cancel()
         for conn in self.ws_conns:
+            in_flight = len(conn.flight) if self.part.rate is not None else bool(conn.sent)
             conn.sent = 0
+            conn.flight.clear()
             conn.tx = _NOT_OPEN
             transport = conn.transport
             if transport is None:
                 continue
             ws = conn.ws
             if ws.upgraded and not ws.closed and not transport.is_closing():
-                transport.write(ws.close())
+                conn.owed = in_flight
+                if not in_flight:
+                    transport.write(ws.close())
             else:
                 transport.abort()
         self.latencies = array("q")
