@@ -120,6 +120,18 @@ async def fortunes(request):
     return {"fortunes": [{"id": i, "message": m} for i, m in rows]}
 
 
+async def ws_echo(request):
+    """ws-echo: every message back as it came (text as text, binary as binary)."""
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    async for msg in ws:
+        if msg.type == web.WSMsgType.TEXT:
+            await ws.send_str(msg.data)
+        elif msg.type == web.WSMsgType.BINARY:
+            await ws.send_bytes(msg.data)
+    return ws
+
+
 def make_app():
     app = web.Application()
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")))
@@ -130,6 +142,7 @@ def make_app():
     app.router.add_get("/db/", single_query)
     app.router.add_get("/queries/", multiple_queries)
     app.router.add_get("/fortunes/", fortunes)
+    app.router.add_get("/ws-echo/", ws_echo)
     return app
 
 

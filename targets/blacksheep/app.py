@@ -1,7 +1,7 @@
 import os
 import random
 
-from blacksheep import Application, Request, get, json
+from blacksheep import Application, Request, WebSocket, WebSocketDisconnectError, get, json, ws
 from blacksheep.server.responses import view
 
 app = Application()
@@ -117,3 +117,18 @@ async def fortunes():
     rows.append({"id": 0, "message": "Additional fortune added at request time."})
     rows.sort(key=lambda r: r["message"])
     return view("fortunes", fortunes=rows)
+
+
+@ws("/ws-echo/")
+async def ws_echo(websocket: WebSocket):
+    """ws-echo: every message back as it came (text as text, binary as binary)."""
+    await websocket.accept()
+    try:
+        while True:
+            message = await websocket.receive()
+            if message.get("text") is not None:
+                await websocket.send_text(message["text"])
+            else:
+                await websocket.send_bytes(message["bytes"])
+    except WebSocketDisconnectError:
+        pass

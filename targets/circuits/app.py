@@ -7,8 +7,11 @@ import random
 import socket
 
 import jinja2
+from circuits import Component
+from circuits.net.events import write
 from circuits.web import Controller, Server
 from circuits.web.controllers import exposeJSON
+from circuits.web.websockets import WebSocketsDispatcher
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 templates = jinja2.Environment(
@@ -90,6 +93,16 @@ class Root(Controller):
         )
 
 
+class Echo(Component):
+    """ws-echo: WebSocketsDispatcher fires each message as a read event on the "wsserver"
+    channel (str for text, bytearray for binary); a write back sends it with that type."""
+
+    channel = "wsserver"
+
+    def read(self, sock, data):
+        self.fire(write(sock, data))
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
@@ -105,7 +118,12 @@ def main():
             if os.fork() == 0:
                 break
 
-    (Server((args.host, args.port), **options) + Root()).run()
+    (
+        Server((args.host, args.port), **options)
+        + Root()
+        + WebSocketsDispatcher("/ws-echo")
+        + Echo()
+    ).run()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 import os
 from random import randint
 
-from emmett import App, request
+from emmett import App, request, websocket
 from emmett.orm import Database, Field, Model, rowmethod
 from emmett.tools import service
 
@@ -11,6 +11,13 @@ app = App(__name__)
 @app.route("/hello", methods=["get"], template="hello.html")
 async def hello():
     return {"message": "Hello world!"}
+
+
+@app.websocket("/ws-echo")
+async def ws_echo():
+    """ws-echo: every message back as it came (str as text, bytes as binary)."""
+    while True:
+        await websocket.send(await websocket.receive())
 
 
 JSON_ITEMS = [

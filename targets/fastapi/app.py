@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
@@ -112,3 +112,17 @@ async def fortunes(request: Request, session: Session):
     rows.append(Fortune(id=0, message="Additional fortune added at request time."))
     rows.sort(key=lambda f: f.message)
     return templates.TemplateResponse(request, "fortunes.html", {"fortunes": rows})
+
+
+@app.websocket("/ws-echo/")
+async def ws_echo(websocket: WebSocket):
+    """ws-echo: every message back as it came (text as text, binary as binary)."""
+    await websocket.accept()
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await websocket.send_text(message["text"])
+        else:
+            await websocket.send_bytes(message["bytes"])

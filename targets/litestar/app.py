@@ -3,7 +3,7 @@ import random
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from litestar import Litestar, MediaType, get
+from litestar import Litestar, MediaType, WebSocket, get, websocket
 from litestar.contrib.jinja import JinjaTemplateEngine
 from litestar.response import Template
 from litestar.template.config import TemplateConfig
@@ -122,8 +122,22 @@ async def fortunes() -> Template:
     return Template(template_name="fortunes.html", context={"fortunes": rows})
 
 
+@websocket("/ws-echo/")
+async def ws_echo(socket: WebSocket) -> None:
+    """ws-echo: every message back as it came (text as text, binary as binary)."""
+    await socket.accept()
+    while True:
+        message = await socket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await socket.send_text(message["text"])
+        else:
+            await socket.send_bytes(message["bytes"])
+
+
 app = Litestar(
-    route_handlers=[hello, json_items, single_query, multiple_queries, fortunes],
+    route_handlers=[hello, json_items, single_query, multiple_queries, fortunes, ws_echo],
     openapi_config=None,
     lifespan=[lifespan],
     template_config=TemplateConfig(

@@ -5,6 +5,7 @@ from pathlib import Path
 from panther import Panther
 from panther.app import API
 from panther.response import Response
+from panther.websocket import GenericWebsocket
 
 
 @API()
@@ -12,7 +13,17 @@ async def hello():
     return Response(data={"message": "Hello world!"})
 
 
-url_routing = {"hello/": hello}
+class EchoWebsocket(GenericWebsocket):
+    """ws-echo: every message back as it came (str as text, bytes as binary)."""
+
+    async def connect(self):
+        await self.accept()
+
+    async def receive(self, data: str | bytes):
+        await self.send(data)
+
+
+url_routing = {"hello/": hello, "ws-echo/": EchoWebsocket}
 
 app = Panther(__name__, configs=__name__, urls=url_routing)
 

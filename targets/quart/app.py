@@ -1,7 +1,7 @@
 import os
 import random
 
-from quart import Quart, jsonify, render_template, request
+from quart import Quart, jsonify, render_template, request, websocket
 
 app = Quart(__name__)
 
@@ -118,3 +118,10 @@ async def fortunes():
     rows.append({"id": 0, "message": "Additional fortune added at request time."})
     rows.sort(key=lambda r: r["message"])
     return await render_template("fortunes.html", fortunes=rows)
+
+
+@app.websocket("/ws-echo/")
+async def ws_echo():
+    """ws-echo: every message back as it came (str as text, bytes as binary)."""
+    while True:
+        await websocket.send(await websocket.receive())

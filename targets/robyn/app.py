@@ -17,6 +17,19 @@ async def hello():
     return {"message": "Hello world!"}
 
 
+@app.websocket("/ws-echo/")
+async def ws_echo(websocket):
+    """ws-echo: every message back as it came (text as text, binary as binary).
+    receive_text()/receive_bytes() convert a frame of the other type; _receive() gives the
+    frame as it came (str for text, bytes for binary)."""
+    while True:
+        message = await websocket._receive()
+        if isinstance(message, str):
+            await websocket.send_text(message)
+        else:
+            await websocket.send_bytes(bytes(message))
+
+
 DB_KIND = os.environ.get("FWBENCH_DB_KIND")
 WORLD_SQL_PG = "SELECT id, randomnumber FROM world WHERE id = $1"
 WORLD_SQL_SQLITE = "SELECT id, randomnumber FROM world WHERE id = ?"

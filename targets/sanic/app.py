@@ -96,6 +96,13 @@ def queries_count(raw):
     return max(1, min(500, n))
 
 
+@app.websocket("/ws-echo", strict_slashes=False)
+async def ws_echo(request, ws):
+    """ws-echo: every message back as it came (str as text, bytes as binary)."""
+    async for message in ws:
+        await ws.send(message)
+
+
 @app.get("/hello", strict_slashes=False)
 async def hello(request):
     return json({"message": "Hello world!"})

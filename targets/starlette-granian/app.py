@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.templating import Jinja2Templates
 
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
@@ -101,6 +101,19 @@ async def fortunes(request):
     )
 
 
+async def ws_echo(websocket):
+    """ws-echo: every message back as it came (text as text, binary as binary)."""
+    await websocket.accept()
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await websocket.send_text(message["text"])
+        else:
+            await websocket.send_bytes(message["bytes"])
+
+
 app = Starlette(
     routes=[
         Route("/hello/", hello),
@@ -108,6 +121,7 @@ app = Starlette(
         Route("/db/", single_query),
         Route("/queries/", multiple_queries),
         Route("/fortunes/", fortunes),
+        WebSocketRoute("/ws-echo/", ws_echo),
     ],
     lifespan=lifespan,
 )

@@ -10,6 +10,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.process
 import tornado.web
+import tornado.websocket
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -122,6 +123,13 @@ class FortunesHandler(tornado.web.RequestHandler):
         self.render("fortunes.html", fortunes=rows)
 
 
+class EchoWebSocket(tornado.websocket.WebSocketHandler):
+    """ws-echo: every message back as it came (str as text, bytes as binary)."""
+
+    def on_message(self, message):
+        self.write_message(message, binary=isinstance(message, bytes))
+
+
 def make_app(db=None):
     return tornado.web.Application(
         [
@@ -130,6 +138,7 @@ def make_app(db=None):
             (r"/db/?", DbHandler),
             (r"/queries/?", QueriesHandler),
             (r"/fortunes/?", FortunesHandler),
+            (r"/ws-echo/?", EchoWebSocket),
         ],
         template_path=os.path.join(HERE, "templates"),
         db=db,
