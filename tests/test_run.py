@@ -531,8 +531,10 @@ def protocol_run(targets_dir: Path, envs_dir: Path, tmp_path: Path, names: list[
 
 @pytest.mark.e2e
 def test_http2_and_ws_echo_through_the_runner(tmp_path: Path, envs_dir: Path) -> None:
-    """The first target declaring h2c, h2 and ws-echo, and one declaring none: every protocol
-    measured on the first (records carry the protocol), not applicable on the other."""
+    """A target declaring h2c, h2 and ws-echo, and one declaring none: every protocol measured
+    on the first (records carry the protocol), not applicable on the other. Starlette on Granian
+    is preferred: Emmett, first by name, declares ws-echo but its server leaves the connection
+    open after the close handshake, and fails that check (a true result, not this test's)."""
     from analysis.load import load_runs
     from analysis.protocols import protocol_report
     from analysis.summary import summarize
@@ -545,7 +547,11 @@ def test_http2_and_ws_echo_through_the_runner(tmp_path: Path, envs_dir: Path) ->
     ]
     if not both:
         pytest.skip("no target declares h2c, h2 and ws-echo yet")
-    run_dir = protocol_run(ROOT / "targets", envs_dir, tmp_path, [both[0], "flask"])
+    plain = "flask-waitress"  # waitress speaks HTTP/1.1 only; WSGI has no WebSocket
+    assert plain in {t.name for t in found.targets if set(t.protocols) == {"http1"}}
+    if "starlette-granian" in both:
+        both.insert(0, "starlette-granian")
+    run_dir = protocol_run(ROOT / "targets", envs_dir, tmp_path, [both[0], plain])
     recs = {(r.target, r.load): r for r in read_records(run_dir / "trials.jsonl")}
     for load, protocol in (("hello", "http1"), ("h2c", "h2c"), ("h2", "h2"), ("ws", "http1")):
         r = recs[(both[0], load)]
@@ -555,12 +561,12 @@ def test_http2_and_ws_echo_through_the_runner(tmp_path: Path, envs_dir: Path) ->
     assert recs[(both[0], "ws")].message_size == 64
     assert (run_dir / "tls").is_dir()  # the run's certificate, made once
     for load in ("h2c", "h2", "ws"):
-        assert recs[("flask", load)].status == "not_applicable"
-    assert recs[("flask", "hello")].status == "ok"
+        assert recs[(plain, load)].status == "not_applicable"
+    assert recs[(plain, "hello")].status == "ok"
     report = protocol_report(summarize(load_runs([run_dir])))
     assert report is not None
     assert [r.protocol for r in report.rankings] == ["http1", "h2c", "h2"]
-    assert {row.group.target for row in report.websocket[0][1]} == {both[0], "flask"}
+    assert {row.group.target for row in report.websocket[0][1]} == {both[0], plain}
 
 
 def test_the_protocol_table_of_bench_and_verify() -> None:
