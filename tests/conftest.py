@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -39,6 +40,13 @@ import pytest
 import uvloop
 
 from loadgen.config import Config, Paths, load_config
+
+# Ctrl-C works in the tests however they were started. A shell without job control starts a
+# background command (`make test &` in a script) with SIGINT ignored, and Python then keeps it
+# ignored: every Ctrl-C test would fail with "DID NOT RAISE". A handler set here also gives
+# the processes the tests start the default disposition (an ignored signal stays ignored
+# across exec; a handled one does not).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE_TARGETS = Path(__file__).resolve().parent / "fixtures" / "targets"
