@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import selectors
@@ -34,13 +35,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, Protocol
+
+import uvloop
 
 from loadgen.checks import KINDS, Kind
 from loadgen.hist import Histogram
 from loadgen.procs import child_env, pinned, spawn, stop_processes
-from loadgen.rawclient.hotloop import GRACE_S, PROGRESS_S, _Interrupted, _Part, _Report
-from loadgen.rawclient.hotloop import _work as _work_http1
+from loadgen.rawclient.hotloop import (
+    GRACE_S,
+    PROGRESS_S,
+    _Interrupted,
+    _Part,
+    _Report,
+    _Worker,
+)
 from loadgen.rawclient.spec import LoadSpec
 from loadgen.records import LoadResult, Window
 from loadgen.records.scenarios import H2_PROTOCOLS, WS_SCENARIOS
@@ -108,25 +117,84 @@ def _split(spec: LoadSpec, address: tuple[int, tuple[Any, ...]], request: bytes)
     return parts
 
 
-def _loop_for(part: _Part) -> Callable[[_Part, bool, Callable[[int], None] | None], _Report]:
-    """The hot loop of the part's protocol (each a module of its own, imported only when used:
-    HTTP/1.1 :mod:`~loadgen.rawclient.hotloop`, HTTP/2 :mod:`~loadgen.rawclient.h2loop`,
-    WebSocket :mod:`~loadgen.rawclient.wsloop`). A worker process calls it before it says
-    ready, so no import runs between the start signal and the window."""
+def _worker_for(part: _Part) -> Callable[[_Part, asyncio.AbstractEventLoop, bool], _LoopWorker]:
+    """The worker of the part's protocol (each protocol's loop a module of its own, imported
+    only when used: HTTP/1.1 :mod:`~loadgen.rawclient.hotloop`, HTTP/2
+    :mod:`~loadgen.rawclient.h2loop`, WebSocket :mod:`~loadgen.rawclient.wsloop`). A worker
+    process calls it before it says ready, so no import runs between the start signal and the
+    window."""
     if part.scenario in WS_SCENARIOS:
-        from loadgen.rawclient.wsloop import _work as ws_work
+        from loadgen.rawclient.wsloop import _WsWorker
 
-        return ws_work
+        return _WsWorker
     if part.protocol in H2_PROTOCOLS:
-        from loadgen.rawclient.h2loop import _work as h2_work
+        from loadgen.rawclient.h2loop import _H2Worker
 
-        return h2_work
-    return _work_http1
+        return _H2Worker
+    return _Worker
 
 
 def _work(part: _Part, thread_cpu: bool, publish: Callable[[int], None] | None) -> _Report:
-    """Run one part with the hot loop of its protocol."""
-    return _loop_for(part)(part, thread_cpu, publish)
+    """Run one part with the worker of its protocol, in a fresh event loop in this thread."""
+    return _run_worker(_worker_for(part), part, thread_cpu, publish)
+
+
+class _LoopWorker(Protocol):
+    """What :func:`_run_worker` drives: this module's worker, HTTP/2's and WebSocket's."""
+
+    interrupted: bool
+
+    async def run(self, publish: Callable[[int], None] | None) -> _Report: ...
+    def interrupt(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _run_worker(
+    make: Callable[[_Part, asyncio.AbstractEventLoop, bool], _LoopWorker],
+    part: _Part,
+    thread_cpu: bool,
+    publish: Callable[[int], None] | None,
+) -> _Report:
+    """Run the worker ``make`` builds in a fresh uvloop event loop in this thread (every
+    protocol's loop runs its worker through here).
+
+    Ctrl-C: uvloop may hand a KeyboardInterrupt raised inside a protocol callback to the
+    transport's error handling instead of the caller, so while the loop runs (in the main thread,
+    with Python's default SIGINT handling) SIGINT is taken by a loop signal handler that ends
+    the run; :class:`_Interrupted` (a KeyboardInterrupt) is raised here, once the connections
+    are closed, with what the window measured so far.
+    """
+    loop = uvloop.new_event_loop()
+    gc_was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    worker = make(part, loop, thread_cpu)
+    catch_sigint = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if catch_sigint:
+        loop.add_signal_handler(signal.SIGINT, worker.interrupt)
+    main = loop.create_task(worker.run(publish))
+    try:
+        report = loop.run_until_complete(main)
+    finally:
+        if not main.done():  # interrupted some other way: close every connection first
+            worker.stop()
+            main.cancel()
+            with contextlib.suppress(BaseException):
+                loop.run_until_complete(main)
+        if catch_sigint:
+            loop.remove_signal_handler(signal.SIGINT)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if gc_was_enabled:
+            gc.enable()
+        with contextlib.suppress(Exception):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+    if worker.interrupted:
+        raise _Interrupted([report])
+    return report
 
 
 def _kind(kind: str | None) -> Kind | None:
@@ -191,7 +259,7 @@ def _child_main() -> int:
     part = _part_from_json(sys.stdin.readline())
     if part.cpus:
         os.sched_setaffinity(0, part.cpus)
-    _loop_for(part)  # its imports now, not after the start signal
+    _worker_for(part)  # its imports now, not after the start signal
     out = sys.stdout
     out.write("ready\n")
     out.flush()

@@ -31,18 +31,12 @@ are done, and a new one is opened (a reconnect, not an error).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import heapq
-import signal
 import ssl
-import threading
 import time
 from array import array
 from collections.abc import Callable
 from typing import cast
-
-import uvloop
 
 from loadgen.hist import Histogram
 from loadgen.http1 import ERROR_KINDS, ErrorKind
@@ -57,7 +51,6 @@ from loadgen.rawclient.hotloop import (
     TICK_EARLY_NS,
     TICK_S,
     _cpu_seconds,
-    _Interrupted,
     _Part,
     _Report,
     _Writer,
@@ -525,39 +518,3 @@ class _H2Worker:
         self.drain(_now(), self.tick_early_ns)
         if self.heap:
             self.pacer = self.loop.call_later(TICK_S, self._tick)
-
-
-def _work(part: _Part, thread_cpu: bool, publish: Callable[[int], None] | None) -> _Report:
-    """Run one HTTP/2 worker in a fresh uvloop event loop in this thread (Ctrl-C as
-    :func:`loadgen.rawclient.hotloop._work`)."""
-    loop = uvloop.new_event_loop()
-    gc_was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    worker = _H2Worker(part, loop, thread_cpu)
-    catch_sigint = (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    )
-    if catch_sigint:
-        loop.add_signal_handler(signal.SIGINT, worker.interrupt)
-    main = loop.create_task(worker.run(publish))
-    try:
-        report = loop.run_until_complete(main)
-    finally:
-        if not main.done():
-            worker.stop()
-            main.cancel()
-            with contextlib.suppress(BaseException):
-                loop.run_until_complete(main)
-        if catch_sigint:
-            loop.remove_signal_handler(signal.SIGINT)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        if gc_was_enabled:
-            gc.enable()
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-    if worker.interrupted:
-        raise _Interrupted([report])
-    return report

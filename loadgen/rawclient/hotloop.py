@@ -45,7 +45,7 @@ with a backoff), ``timeout`` (an answer later than ``timeout``: the connection i
 reopened), ``reset`` (the peer closed with a request in flight), ``status``, ``body`` and
 ``parse`` (see :mod:`loadgen.http1`). Each reopened connection counts one reconnect.
 
-This module is the work of one process (:func:`_work` runs a :class:`_Part` and returns a
+This module is the work of one process (a :class:`_Worker` runs a :class:`_Part` and returns a
 :class:`_Report`); :mod:`loadgen.rawclient.fanout` splits a run into parts and runs them in
 this process or in worker processes. The code here is tuned: every microsecond per answer
 costs about 5 % of requests/s, so change it only with ``fwbench calibrate`` before and after.
@@ -54,19 +54,13 @@ costs about 5 % of requests/s, so change it only with ``fwbench calibrate`` befo
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import heapq
 import resource
-import signal
-import threading
 import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
-
-import uvloop
 
 from loadgen.checks import Kind
 from loadgen.hist import Histogram
@@ -595,45 +589,3 @@ def _cpu_seconds(thread: bool) -> float:
     """User + system CPU seconds of this thread (in-process runs) or this process."""
     usage = resource.getrusage(resource.RUSAGE_THREAD if thread else resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _work(part: _Part, thread_cpu: bool, publish: Callable[[int], None] | None) -> _Report:
-    """Run one worker in a fresh uvloop event loop in this thread.
-
-    Ctrl-C: uvloop may hand a KeyboardInterrupt raised inside a protocol callback to the
-    transport's error handling instead of the caller, so while the loop runs (in the main thread,
-    with Python's default SIGINT handling) SIGINT is taken by a loop signal handler that ends
-    the run; :class:`_Interrupted` (a KeyboardInterrupt) is raised here, once the connections
-    are closed, with what the window measured so far.
-    """
-    loop = uvloop.new_event_loop()
-    gc_was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    worker = _Worker(part, loop, thread_cpu)
-    catch_sigint = (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    )
-    if catch_sigint:
-        loop.add_signal_handler(signal.SIGINT, worker.interrupt)
-    main = loop.create_task(worker.run(publish))
-    try:
-        report = loop.run_until_complete(main)
-    finally:
-        if not main.done():  # interrupted some other way: close every connection first
-            worker.stop()
-            main.cancel()
-            with contextlib.suppress(BaseException):
-                loop.run_until_complete(main)
-        if catch_sigint:
-            loop.remove_signal_handler(signal.SIGINT)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        if gc_was_enabled:
-            gc.enable()
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-    if worker.interrupted:
-        raise _Interrupted([report])
-    return report

@@ -50,19 +50,13 @@ echoes in flight (not counted), then sends a close frame (1000); the worker wait
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import heapq
 import os
-import signal
-import threading
 import time
 from array import array
 from collections import deque
 from collections.abc import Callable
 from typing import cast
-
-import uvloop
 
 from loadgen.http1 import ErrorKind
 from loadgen.rawclient.hotloop import (
@@ -73,7 +67,6 @@ from loadgen.rawclient.hotloop import (
     PROGRESS_S,
     TICK_EARLY_NS,
     TICK_S,
-    _Interrupted,
     _OpenConn,
     _Part,
     _Report,
@@ -466,39 +459,3 @@ class _WsWorker(_Worker):
                 transport.abort()
         self.latencies = array("q")
         self.latencies_u = array("q")
-
-
-def _work(part: _Part, thread_cpu: bool, publish: Callable[[int], None] | None) -> _Report:
-    """Run one worker in a fresh uvloop event loop in this thread (Ctrl-C as in
-    :func:`loadgen.rawclient.hotloop._work`)."""
-    loop = uvloop.new_event_loop()
-    gc_was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    worker = _WsWorker(part, loop, thread_cpu)
-    catch_sigint = (
-        threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    )
-    if catch_sigint:
-        loop.add_signal_handler(signal.SIGINT, worker.interrupt)
-    main = loop.create_task(worker.run(publish))
-    try:
-        report = loop.run_until_complete(main)
-    finally:
-        if not main.done():
-            worker.stop()
-            main.cancel()
-            with contextlib.suppress(BaseException):
-                loop.run_until_complete(main)
-        if catch_sigint:
-            loop.remove_signal_handler(signal.SIGINT)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-        if gc_was_enabled:
-            gc.enable()
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-    if worker.interrupted:
-        raise _Interrupted([report])
-    return report
